@@ -1,0 +1,1 @@
+"""siteops: a Celery-based job platform for multi-site distributors on Odoo."""

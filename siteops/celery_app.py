@@ -1,0 +1,111 @@
+"""The Celery app: broker, serializers, reliability settings, queues, routes, includes.
+
+Every setting here is deliberate; the comment says why (Celery configuration reference:
+https://docs.celeryq.dev/en/stable/userguide/configuration.html).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from siteops.queues import PLATFORM_QUEUE, SiteRouter, declare_queues
+from siteops.settings import get_settings
+from siteops.sites import get_registry
+
+# Hard limit on one task run. Connector calls carry their own shorter timeouts; this is
+# the backstop that kills a pool process stuck in C code or a hung socket.
+TASK_TIME_LIMIT = 15 * 60
+# SoftTimeLimitExceeded is raised first, leaving a minute to record the outcome; the
+# base class treats it as retryable.
+TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 60
+# Redis hands an unacknowledged message to another worker after this many seconds. It
+# must exceed the longest task run plus the longest retry countdown, or Redis runs a
+# task twice while it is still running (celery-here.md §5, scenario C). Lost work is
+# recovered much sooner by siteops itself (siteops.recovery), so nothing depends on it.
+VISIBILITY_TIMEOUT = 2 * 60 * 60
+
+settings = get_settings()
+registry = get_registry()
+
+if TASK_TIME_LIMIT + registry.retry.backoff_cap_seconds >= VISIBILITY_TIMEOUT:
+    raise RuntimeError(
+        f"visibility timeout {VISIBILITY_TIMEOUT}s must exceed the task time limit "
+        f"({TASK_TIME_LIMIT}s) plus policy.retry.backoff_cap_seconds "
+        f"({registry.retry.backoff_cap_seconds}s) in {registry.path}"
+    )
+
+app = Celery(
+    "siteops",
+    task_cls="siteops.tasks.base:SiteopsTask",
+    include=["siteops.tasks.ops"],
+)
+
+config: dict[str, Any] = {
+    "broker_url": settings.broker_url,
+    "result_backend": settings.effective_result_backend,
+    "broker_connection_retry_on_startup": True,
+    "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+    "result_backend_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT},
+    "visibility_timeout": VISIBILITY_TIMEOUT,
+    # JSON only: tasks take ids and small values; pickle would let a broker writer run
+    # code in our workers.
+    "task_serializer": "json",
+    "result_serializer": "json",
+    "accept_content": ["json"],
+    "result_accept_content": ["json"],
+    # One message per pool process at a time: a long scan never hides short tasks
+    # behind it in a prefetch buffer, and a dead worker holds as little as possible.
+    "worker_prefetch_multiplier": 1,
+    "task_time_limit": TASK_TIME_LIMIT,
+    "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
+    # Late acks are set per task (only idempotent ones); these are the defaults for all.
+    "task_acks_late": False,
+    "task_reject_on_worker_lost": False,
+    # A lost broker connection cancels running late-ack tasks: their messages come back
+    # and run again, instead of being acked on a channel that no longer exists.
+    "worker_cancel_long_running_tasks_on_connection_loss": True,
+    # Flower and the exporter need task events, including "sent" for queued work.
+    "worker_send_task_events": True,
+    "task_send_sent_event": True,
+    # Queues are declared from sites.toml; a typo must fail, not create a dead queue.
+    "task_create_missing_queues": False,
+    "task_queues": declare_queues(registry.codes),
+    "task_default_queue": PLATFORM_QUEUE,
+    "task_default_exchange": "siteops",
+    "task_default_routing_key": PLATFORM_QUEUE,
+    "task_routes": (SiteRouter(registry),),
+    "result_expires": 24 * 60 * 60,
+    "worker_hijack_root_logger": False,
+    "worker_redirect_stdouts": False,
+    "beat_schedule_filename": str(settings.var / "celerybeat-schedule"),
+    "timezone": "UTC",
+}
+app.conf.update(config)
+
+
+@app.on_after_configure.connect
+def _schedule(sender: Celery, **_: Any) -> None:
+    from siteops.schedules import build_beat_schedule
+
+    sender.conf.beat_schedule = build_beat_schedule(registry)
+
+
+@signals.setup_logging.connect
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    from siteops.observability.logging import configure
+
+    configure(loglevel or settings.log_level)
+
+
+@signals.worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    # Never share the parent's database connections with a forked pool process.
+    from siteops.store.db import dispose_after_fork
+
+    dispose_after_fork()
+
+
+# The heartbeat that lets siteops.ops.recover_lost tell dead workers from live ones.
+import siteops.recovery  # noqa: E402, F401

@@ -1,0 +1,1 @@
+"""Metrics definitions, logging context and (later) the exporter."""

@@ -1,0 +1,37 @@
+"""Prometheus metrics of the task layer.
+
+With the prefork pool the increments happen in the pool children, so workers run with
+`PROMETHEUS_MULTIPROC_DIR` set before prometheus_client is imported (`siteops worker`
+does this) and the exporter sums the per-process files.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+TASK_RUNS = Counter(
+    "siteops_task_runs_total",
+    "Task executions by outcome (succeeded, retried, dead_lettered, failed, skipped).",
+    ["task", "site", "outcome"],
+)
+TASK_DURATION = Histogram(
+    "siteops_task_duration_seconds",
+    "Wall time of one task execution.",
+    ["task", "site"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+TASK_RETRIES = Counter(
+    "siteops_task_retries_total",
+    "Retries scheduled, by task, site and reason (retryable, rate_limited).",
+    ["task", "site", "reason"],
+)
+DEAD_LETTERS = Counter(
+    "siteops_dead_letters_created_total",
+    "Dead letters written, by task, site and reason.",
+    ["task", "site", "reason"],
+)
+RECOVERED = Counter(
+    "siteops_lost_messages_recovered_total",
+    "Messages of dead workers put back on their queue by recover_lost.",
+    ["queue"],
+)

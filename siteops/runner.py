@@ -1,0 +1,205 @@
+"""`siteops run`: the whole platform on one machine, started and supervised by one command.
+
+Private Redis (persistent under var/redis, so a second run keeps the state), the store,
+one worker per site, a platform worker, beat and Flower. Children run in their own
+process groups: Ctrl-C stops every one of them, and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from siteops.embedded import EmbeddedError, RedisServer, port_in_use, wait_until
+from siteops.recovery import WORKER_KEY
+from siteops.settings import get_settings
+from siteops.sites import get_registry
+
+console = Console(soft_wrap=True)
+RESTART_LIMIT = 5  # restarts of one child per 5 minutes before the stack gives up on it
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as fh:
+            self.process = subprocess.Popen(self.argv, stdout=fh, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+
+
+def flower_credentials(var: Path) -> tuple[str, Path | None]:
+    """FLOWER_BASIC_AUTH from the environment, or a generated one kept in var/ (0600)."""
+    if os.environ.get("FLOWER_BASIC_AUTH"):
+        return os.environ["FLOWER_BASIC_AUTH"], None
+    path = var / "flower-auth"
+    if not path.exists():
+        path.write_text(f"admin:{secrets.token_urlsafe(12)}\n")
+        path.chmod(0o600)
+    return path.read_text().strip(), path
+
+
+def run_stack(*, concurrency: int = 1, flower_port: int = 5555) -> int:
+    settings = get_settings()
+    registry = get_registry()
+    var = settings.var.resolve()
+    broker = urlparse(settings.broker_url)
+    if broker.scheme != "redis" or broker.hostname not in ("127.0.0.1", "localhost"):
+        console.print(f"[red]siteops run starts its own Redis; SITEOPS_BROKER_URL must point at "
+                      f"127.0.0.1 (got {settings.broker_url})[/]")
+        return 2
+    port = broker.port or 6379
+    if port_in_use(port):
+        console.print(f"[red]port {port} is busy: is another `make run` (or Redis) running there? "
+                      f"Set SITEOPS_BROKER_URL=redis://127.0.0.1:<port>/0 to use another.[/]")
+        return 2
+    if port_in_use(flower_port):
+        console.print(f"[red]port {flower_port} (Flower) is busy; pass --flower-port.[/]")
+        return 2
+
+    env = dict(os.environ, SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=settings.broker_url,
+               PYTHONUNBUFFERED="1")
+    auth, auth_file = flower_credentials(var)
+    env["FLOWER_BASIC_AUTH"] = auth
+    # Fresh Prometheus multiprocess files for this stack (counters of old pids go).
+    prom = var / "prometheus"
+    shutil.rmtree(prom, ignore_errors=True)
+    prom.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+
+    server = RedisServer(port=port, data_dir=var / "redis", persistent=True)
+    siteops = [sys.executable, "-m", "siteops.cli"]
+    logs = var / "log"
+    children = [
+        Child(f"worker {s.code}", [*siteops, "worker", "--site", s.code, "-c", str(concurrency)],
+              logs / f"worker-{s.code}.log")
+        for s in registry
+    ]
+    children += [
+        Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log"),
+        Child("beat", [*siteops, "beat"], logs / "beat.log"),
+        Child("flower", [*siteops, "flower", "--port", str(flower_port)], logs / "flower.log"),
+    ]
+
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with console.status("starting Redis…") as status:
+            server.start()
+            status.update("migrating the store…")
+            from siteops.store import upgrade
+
+            upgrade()
+            for child in children:
+                status.update(f"starting {child.name}…")
+                child.start(env)
+            client = redis.Redis(port=port)
+            expected = {f"{s.code}@" for s in registry} | {"platform@"}
+
+            def workers_up() -> bool:
+                names = {k.decode()[len(WORKER_KEY):] for k in client.scan_iter(match=WORKER_KEY + "*")}
+                missing = [e for e in expected if not any(n.startswith(e) for n in names)]
+                status.update(f"waiting for workers: {', '.join(m.rstrip('@') for m in sorted(missing)) or 'ready'}")
+                for child in children:
+                    if not child.alive():
+                        raise EmbeddedError(f"{child.name} exited; see {child.log}")
+                return not missing and not stopping
+
+            wait_until(workers_up, 90, "every worker to report", interval=0.3)
+            status.update("waiting for Flower…")
+            wait_until(lambda: _flower_up(flower_port) or stopping, 60, "Flower", interval=0.3)
+        _print_summary(settings.broker_url, flower_port, auth_file, var, children)
+        while not stopping:
+            _supervise(children, env)
+            time.sleep(0.5)
+        return 0
+    except EmbeddedError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 1
+    finally:
+        console.print("stopping…")
+        for child in children:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in children:
+            if child.process is not None:
+                try:
+                    child.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.signal_group(signal.SIGKILL)
+                    child.process.wait(5)
+        server.stop()
+        console.print("stopped: every process this run started has exited.")
+
+
+def _flower_up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _supervise(children: list[Child], env: dict[str, str]) -> None:
+    now = time.monotonic()
+    for child in children:
+        if child.alive() or child.process is None:
+            continue
+        child.restarts = [t for t in child.restarts if now - t < 300]
+        if len(child.restarts) >= RESTART_LIMIT:
+            continue
+        console.print(f"[yellow]{child.name} exited with {child.process.returncode}; restarting "
+                      f"(log: {child.log})[/]")
+        child.restarts.append(now)
+        child.start(env)
+
+
+def _print_summary(broker: str, flower_port: int, auth_file: Path | None, var: Path,
+                   children: list[Child]) -> None:
+    table = Table(title="siteops is running", show_header=False)
+    table.add_column()
+    table.add_column()
+    table.add_row("broker", f"{broker} (private redis-server, data in {var / 'redis'})")
+    table.add_row("store", get_settings().effective_database_url)
+    where = f"password in {auth_file}" if auth_file else "credentials from FLOWER_BASIC_AUTH"
+    table.add_row("Flower", f"http://127.0.0.1:{flower_port}/  ({where})")
+    for child in children:
+        pid = child.process.pid if child.process else "-"
+        table.add_row(child.name, f"pid {pid}, log {child.log}")
+    table.add_row("try", "siteops enqueue siteops.ops.ping --site NORTH --wait")
+    console.print(table)
+    console.print("Ctrl-C stops everything.")
