@@ -39,7 +39,7 @@ if TASK_TIME_LIMIT + registry.retry.backoff_cap_seconds >= VISIBILITY_TIMEOUT:
 app = Celery(
     "siteops",
     task_cls="siteops.tasks.base:SiteopsTask",
-    include=["siteops.tasks.ops"],
+    include=["siteops.tasks.ops", *filter(None, settings.task_modules.split(","))],
 )
 
 config: dict[str, Any] = {

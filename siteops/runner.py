@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from siteops.embedded import EmbeddedError, RedisServer, port_in_use, wait_until
-from siteops.recovery import WORKER_KEY
+from siteops.recovery import WORKER_KEY, node_of
 from siteops.settings import get_settings
 from siteops.sites import get_registry
 
@@ -132,7 +132,7 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555) -> int:
             expected = {f"{s.code}@" for s in registry} | {"platform@"}
 
             def workers_up() -> bool:
-                names = {k.decode()[len(WORKER_KEY):] for k in client.scan_iter(match=WORKER_KEY + "*")}
+                names = {node_of(k.decode()[len(WORKER_KEY):]) for k in client.scan_iter(match=WORKER_KEY + "*")}
                 missing = [e for e in expected if not any(n.startswith(e) for n in names)]
                 status.update(f"waiting for workers: {', '.join(m.rstrip('@') for m in sorted(missing)) or 'ready'}")
                 for child in children:

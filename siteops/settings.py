@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     sites_file: Path | None = None
     log_level: str = "INFO"
+    #: Extra task modules for workers to import, comma-separated (plug-ins, test tasks).
+    task_modules: str = ""
 
     @property
     def var(self) -> Path:

@@ -37,7 +37,7 @@ def recover_lost(self: SiteopsTask) -> dict[str, Any]:
         report = recovery.recover(client, channel)
     for item in report.restored:
         RECOVERED.labels(item["queue"]).inc()
-    live = set(report.live_workers)
+    live = {recovery.node_of(w) for w in report.live_workers}
     lost_runs = 0
     for worker in audit.running_workers():
         if worker not in live and worker != self.request.hostname:

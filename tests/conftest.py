@@ -1,0 +1,251 @@
+"""Test harness: a private redis-server, real `siteops worker` processes, SQLite and PostgreSQL.
+
+The environment is set here, before any siteops module is imported, so that the test
+process and every worker it starts agree on the broker, the store and the sites file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TMP = Path(tempfile.mkdtemp(prefix="siteops-test-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _test_sites_file() -> Path:
+    """The demo network of sites.toml, with retry timings short enough for tests."""
+    text = (ROOT / "sites.toml").read_text()
+    for key, value in {"max_retries": "3", "backoff_base_seconds": "0.4", "backoff_cap_seconds": "3.0",
+                       "max_redeliveries": "3"}.items():
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+        assert n == 1, f"sites.toml no longer has [policy.retry] {key}"
+    path = TMP / "sites.toml"
+    path.write_text(text)
+    return path
+
+
+REDIS_PORT = _free_port()
+BROKER_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
+SQLITE_URL = f"sqlite:///{TMP / 'siteops.db'}"
+os.environ.update(
+    SITEOPS_VAR_DIR=str(TMP / "var"),
+    SITEOPS_BROKER_URL=BROKER_URL,
+    SITEOPS_DATABASE_URL=SQLITE_URL,
+    SITEOPS_SITES_FILE=str(_test_sites_file()),
+    SITEOPS_TASK_MODULES="tests.integration.fixture_tasks",
+    PROMETHEUS_MULTIPROC_DIR=str(TMP / "prometheus"),
+)
+(TMP / "prometheus").mkdir()
+PG_URL = os.environ.get("SITEOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Wait for `predicate` to return something truthy, or fail naming what we waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    from siteops.embedded import RedisServer
+
+    server = RedisServer(port=REDIS_PORT, data_dir=TMP / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def remote(redis_server: Any) -> Any:
+    """The 'external system' of the fixture tasks (a separate Redis database)."""
+    from tests.integration.fixture_tasks import remote as make
+
+    return make()
+
+
+@pytest.fixture(scope="session")
+def store_ready() -> None:
+    from siteops.store import upgrade
+
+    upgrade()
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    nodename: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def kill_whole(self) -> None:
+        """SIGKILL the parent and its pool children at once (the OOM killer, a lost host)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Stack:
+    """Starts real `siteops worker` / `siteops beat` processes and stops them all at the end."""
+
+    def __init__(self, redis_client: Any) -> None:
+        self.redis = redis_client
+        self.procs: list[WorkerProcess] = []
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> WorkerProcess:
+        log = TMP / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, stdout=fh,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, **(env or {})}, start_new_session=True)
+        wp = WorkerProcess(name, proc, log)
+        self.procs.append(wp)
+        return wp
+
+    def worker(self, *sites: str, platform: bool = False, concurrency: int = 1, wait: bool = True) -> WorkerProcess:
+        args = ["worker", "-c", str(concurrency), "-l", "INFO"]
+        for site in sites:
+            args += ["--site", site]
+        if platform:
+            args.append("--platform")
+        name = "+".join([*sites, *(["platform"] if platform else [])])
+        wp = self._spawn(name, args)
+        wp.nodename = f"{name}@{socket.gethostname()}"
+        if wait:
+            self.wait_ready(wp)
+        return wp
+
+    def wait_ready(self, wp: WorkerProcess, timeout: float = 60) -> None:
+        def ready() -> bool:
+            if wp.process.poll() is not None:
+                raise AssertionError(f"worker {wp.name} exited:\n{wp.log_text()[-3000:]}")
+            # The heartbeat starts when the worker is ready to consume.
+            return any(self.redis.scan_iter(match=f"siteops:worker:{wp.nodename}:{wp.process.pid}"))
+
+        poll(ready, timeout, f"worker {wp.name} to be ready", interval=0.1)
+
+    def beat(self) -> WorkerProcess:
+        wp = self._spawn("beat", ["beat", "-l", "INFO"])
+        return wp
+
+    def stop(self) -> None:
+        for wp in self.procs:
+            if wp.process.poll() is None:
+                os.killpg(wp.process.pid, signal.SIGTERM)
+        for wp in self.procs:
+            wp.stop()
+        self.procs.clear()
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: Any, store_ready: None) -> Iterator[Stack]:
+    import redis
+
+    s = Stack(redis.Redis(port=REDIS_PORT))
+    yield s
+    s.stop()
+
+
+# --- databases: the store tests run on SQLite and, when reachable, on PostgreSQL -----
+
+
+def _postgres_reachable() -> bool:
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database; the store module is pointed at it for the test."""
+    import sqlalchemy as sa
+
+    from siteops.settings import get_settings
+    from siteops.store import reset_engine, upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{TMP / f'store-{uuid.uuid4().hex[:8]}.db'}"
+        cleanup: Callable[[], None] = lambda: None  # noqa: E731
+    else:
+        if not _postgres_reachable():
+            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+        name = f"siteops_test_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+        def cleanup() -> None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+    previous = os.environ["SITEOPS_DATABASE_URL"]
+    os.environ["SITEOPS_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    reset_engine()
+    try:
+        upgrade()
+        yield url
+    finally:
+        reset_engine()
+        os.environ["SITEOPS_DATABASE_URL"] = previous
+        get_settings.cache_clear()
+        cleanup()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if exitstatus == 0:
+        shutil.rmtree(TMP, ignore_errors=True)
+    else:
+        print(f"\nsiteops test state kept in {TMP}")

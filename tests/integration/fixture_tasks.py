@@ -1,0 +1,66 @@
+"""Tasks that exercise the base class against real workers (loaded with SITEOPS_TASK_MODULES).
+
+Their "external system" is a Redis database of the test's private server: a side effect
+is an RPUSH there, so the test can count how often it really happened.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+
+from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
+from siteops.tasks.base import SiteopsTask, siteops_task
+
+
+def remote() -> redis.Redis:
+    url = os.environ["SITEOPS_BROKER_URL"].rsplit("/", 1)[0] + "/3"
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+@siteops_task("siteops.testing.flaky", idempotent=True, business_key="key")
+def flaky(self: SiteopsTask, site: str, key: str, fail_times: int, rate_limited: bool = False) -> dict[str, Any]:
+    """Fails `fail_times` times with a retryable error, then succeeds."""
+    r = remote()
+    attempt = r.incr(f"attempts:{key}")
+    r.rpush(f"attempt_times:{key}", time.time())
+    if attempt <= fail_times:
+        if rate_limited:
+            raise RateLimited("slow down", retry_after=0.5, system="sim", operation="call")
+        raise RetryableError(f"attempt {attempt}: remote unavailable", system="sim", operation="call")
+    return {"attempts": attempt, "worker": self.request.hostname}
+
+
+@siteops_task("siteops.testing.needs_fix", idempotent=True, business_key="key")
+def needs_fix(self: SiteopsTask, site: str, key: str) -> str:
+    """Refused permanently until an operator 'fixes the data' (sets fixed:<key>)."""
+    r = remote()
+    if r.get(f"fixed:{key}") != "yes":
+        raise PermanentError(f"record {key} is invalid", system="sim", operation="create")
+    r.rpush(f"effects:{key}", self.request.id)
+    return "done"
+
+
+@siteops_task("siteops.testing.effect_then_hold", idempotent=True, business_key="key")
+def effect_then_hold(self: SiteopsTask, site: str, key: str, hold_seconds: float = 60.0) -> Any:
+    """An idempotent side effect, then a hold (the window in which the test kills us)."""
+    r = remote()
+    result = self.idempotent_call(f"test:{site}:{key}", lambda: r.rpush(f"effects:{key}", self.request.id))
+    r.rpush(f"started:{key}", f"{self.request.hostname}|{os.getpid()}")
+    deadline = time.monotonic() + hold_seconds
+    while time.monotonic() < deadline and not r.exists(f"release:{key}"):
+        time.sleep(0.05)  # the workload itself: a long task holding its message unacked
+    return result
+
+
+@siteops_task("siteops.testing.record", idempotent=True)
+def record(self: SiteopsTask, site: str, key: str) -> None:
+    remote().rpush(f"ran:{key}", f"{site}|{self.request.hostname}")
+
+
+@siteops_task("siteops.testing.noop", idempotent=True)
+def noop(self: SiteopsTask, site: str) -> None:
+    return None

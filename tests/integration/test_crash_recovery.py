@@ -1,0 +1,80 @@
+"""Killed workers lose nothing, and side effects still happen exactly once.
+
+- a pool process SIGKILLed mid-task: Celery requeues the message (late ack +
+  reject_on_worker_lost) and the rerun finds the effect already recorded;
+- the whole worker SIGKILLed (parent and children): the message sits in Redis's unacked
+  set; siteops.ops.recover_lost (run by a real beat) puts it back within a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import poll
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def started(remote, key: str) -> list[tuple[str, int]]:
+    return [(h, int(p)) for h, p in (s.split("|") for s in remote.lrange(f"started:{key}", 0, -1))]
+
+
+def test_pool_process_killed_mid_task_reruns_with_one_side_effect(stack, remote) -> None:
+    from siteops.store import audit
+    from tests.integration.fixture_tasks import effect_then_hold
+
+    worker = stack.worker("EAST", concurrency=2)
+    key = uuid.uuid4().hex
+    result = effect_then_hold.delay("EAST", key, hold_seconds=120)
+
+    # The task did its side effect and is now holding; kill its pool process.
+    [(host, pid)] = poll(lambda: started(remote, key), 30, "the task to start")
+    assert pid in worker.children()
+    os.kill(pid, signal.SIGKILL)
+
+    # Celery puts the message back at once and another pool process runs it again...
+    second = poll(lambda: started(remote, key)[1:], 30, "the task to run again")
+    assert second[0][1] != pid
+    remote.set(f"release:{key}", 1)
+    assert result.get(timeout=30) == 1  # the stored result of the one RPUSH
+    # ...and the side effect happened exactly once.
+    assert remote.llen(f"effects:{key}") == 1
+    runs = audit.runs_for(result.id)
+    assert [r.state for r in runs] == ["lost", "succeeded"]
+    assert runs[1].redelivered is True
+    assert worker.process.poll() is None  # the worker itself survived
+
+
+def test_whole_worker_killed_resumes_within_a_minute_with_one_side_effect(stack, remote) -> None:
+    from siteops.store import audit
+    from tests.integration.fixture_tasks import effect_then_hold
+
+    stack.worker(platform=True)
+    stack.beat()
+    victim = stack.worker("WEB", concurrency=1)
+    key = uuid.uuid4().hex
+    result = effect_then_hold.delay("WEB", key, hold_seconds=300)
+    poll(lambda: started(remote, key), 30, "the task to start")
+
+    # The OOM killer takes the whole worker: parent and pool process at once.
+    victim.kill_whole()
+    killed_at = time.monotonic()
+    assert stack.redis.hlen("unacked") >= 1  # the message is stranded in Redis
+    # A supervisor starts a replacement with the same node name (compose, systemd, make run).
+    replacement = stack.worker("WEB", concurrency=1)
+
+    resumed = poll(lambda: started(remote, key)[1:], 60, "the lost task to resume")
+    resumed_after = time.monotonic() - killed_at
+    assert resumed[0][1] in replacement.children()
+    remote.set(f"release:{key}", 1)
+    assert result.get(timeout=30) == 1
+    assert remote.llen(f"effects:{key}") == 1
+    states = [r.state for r in audit.runs_for(result.id)]
+    assert states == ["lost", "succeeded"]
+    print(f"whole-worker kill: work resumed {resumed_after:.1f}s after the kill")
+    assert resumed_after < 60
