@@ -19,11 +19,13 @@ Redelivered work is safe because these tasks keep the idempotency contract.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,9 +144,32 @@ def live_workers(client: redis.Redis) -> dict[str, dict[str, Any]]:
     return workers
 
 
+def describe(message: dict[str, Any]) -> dict[str, Any]:
+    """Task id, name, retries, args and kwargs of a kombu Redis message (Celery protocol 2)."""
+    headers = message.get("headers") or {}
+    info: dict[str, Any] = {"task_id": headers.get("id"), "task_name": headers.get("task"),
+                            "retries": int(headers.get("retries") or 0), "args": [], "kwargs": {}}
+    try:
+        body = message.get("body", "")
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, kwargs, _embed = json.loads(body)
+        info["args"], info["kwargs"] = list(args), dict(kwargs)
+    except (ValueError, TypeError):
+        pass  # not ours to understand; it is put back all the same
+    return info
+
+
+LostCallback = Callable[[dict[str, Any], str | None, float], None]
+
+
 def recover(client: redis.Redis, channel: Any, *, now: float | None = None,
-            min_age: float = MIN_AGE) -> RecoveryReport:
-    """Put back the unacked messages whose worker is gone. `channel`: a kombu Redis channel."""
+            min_age: float = MIN_AGE, on_lost: LostCallback | None = None) -> RecoveryReport:
+    """Put back the unacked messages whose worker is gone. `channel`: a kombu Redis channel.
+
+    `on_lost(task info, worker, delivered_at)` is called before each message is put back
+    (siteops records the lost run in the audit trail there).
+    """
     now = time.time() if now is None else now
     workers = live_workers(client)
     report = RecoveryReport(live_workers=sorted(workers))
@@ -173,9 +198,14 @@ def recover(client: redis.Redis, channel: Any, *, now: float | None = None,
         if raw is None:
             continue
         try:
-            _message, _exchange, routing_key = json.loads(raw)
+            message, _exchange, routing_key = json.loads(raw)
         except (ValueError, TypeError):
-            routing_key = "?"
+            message, routing_key = {}, "?"
+        if on_lost is not None:
+            try:
+                on_lost(describe(message), holder, delivered_at)
+            except Exception:  # recording must never keep work from coming back
+                log.exception("could not record the lost run of message %s", tag)
         channel.qos.restore_by_tag(tag)
         client.hdel(HOLDERS_KEY, tag)
         if holder:

@@ -158,6 +158,13 @@ class Stack:
             self.wait_ready(wp)
         return wp
 
+    def serving(self, site: str, concurrency: int = 1) -> WorkerProcess:
+        """This module's worker for `site`: the one already running, or a new one."""
+        for wp in self.procs:
+            if wp.name == site and wp.process.poll() is None:
+                return wp
+        return self.worker(site, concurrency=concurrency)
+
     def wait_ready(self, wp: WorkerProcess, timeout: float = 60) -> None:
         def ready() -> bool:
             if wp.process.poll() is not None:

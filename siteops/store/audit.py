@@ -19,7 +19,7 @@ _runs: Table = JobRun.__table__  # type: ignore[assignment]
 _dead: Table = DeadLetter.__table__  # type: ignore[assignment]
 
 
-def start_run(
+def record_run(
     *,
     task_id: str,
     task_name: str,
@@ -28,99 +28,58 @@ def start_run(
     attempt: int,
     redelivered: bool,
     worker: str | None,
-    pid: int,
-    started_at: dt.datetime,
-) -> int:
-    with get_engine().begin() as conn:
-        result = conn.execute(
-            insert(_runs).values(
-                task_id=task_id,
-                task_name=task_name,
-                site=site,
-                business_key=business_key,
-                state=RunState.RUNNING,
-                attempt=attempt,
-                redelivered=redelivered,
-                worker=worker,
-                pid=pid,
-                transitions=[[RunState.RUNNING, started_at.isoformat()]],
-                started_at=started_at,
-            )
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        return int(key[0])
-
-
-def finish_run(
-    run_id: int,
-    *,
+    pid: int | None,
+    started_at: dt.datetime | None,
     state: str,
-    started_at: dt.datetime,
-    duration: float,
-    error: BaseException | None = None,
+    duration: float | None = None,
+    error: BaseException | str | None = None,
     note: dict[str, Any] | None = None,
 ) -> None:
+    """One row per run, written when the run ends: the only store write on the hot path.
+
+    Runs that never end by themselves (their process was killed) get their row from
+    whoever notices: the worker's main process for a killed pool process, or
+    recover_lost for a worker that died whole.
+    """
     now = utcnow()
-    transition: list[Any] = [state, now.isoformat()]
+    final: list[Any] = [state, now.isoformat()]
     if note:
-        transition.append(note)
+        final.append(note)
+    transitions = ([[RunState.RUNNING, started_at.isoformat()]] if started_at else []) + [final]
     values: dict[str, Any] = {
+        "task_id": task_id,
+        "task_name": task_name,
+        "site": site,
+        "business_key": business_key,
         "state": state,
-        "transitions": [[RunState.RUNNING, started_at.isoformat()], transition],
+        "attempt": attempt,
+        "redelivered": redelivered,
+        "worker": worker,
+        "pid": pid,
+        "transitions": transitions,
+        "started_at": started_at or now,
         "finished_at": now,
         "duration_seconds": duration,
     }
-    if error is not None:
+    if isinstance(error, BaseException):
         values["error_class"] = type(error).__name__
         values["error_message"] = str(error)[:4000]
+    elif error:
+        values["error_class"], _, values["error_message"] = error.partition(": ")
     with get_engine().begin() as conn:
-        conn.execute(update(_runs).where(_runs.c.id == run_id).values(**values))
+        conn.execute(_insert_run, values)
 
 
-def mark_unfinished_lost(task_id: str, *, exclude_run: int | None = None) -> int:
-    """Runs of this task that never finished (their process died): mark them lost.
+_insert_run = insert(_runs)
 
-    Returns how many there were, which tells how often this message has killed a worker.
-    """
-    now = utcnow()
+
+def count_lost(task_id: str) -> int:
+    """How many times this message's process died under it (poison detection)."""
     with get_engine().begin() as conn:
-        query = select(_runs.c.id, _runs.c.transitions).where(
-            _runs.c.task_id == task_id, _runs.c.state.in_([RunState.RUNNING, RunState.LOST])
-        )
-        if exclude_run is not None:
-            query = query.where(_runs.c.id != exclude_run)
-        rows = conn.execute(query).all()
-        for row in rows:
-            transitions = list(row.transitions or [])
-            if not transitions or transitions[-1][0] != RunState.LOST:
-                transitions.append([RunState.LOST, now.isoformat()])
-                conn.execute(
-                    update(_runs)
-                    .where(_runs.c.id == row.id)
-                    .values(state=RunState.LOST, transitions=transitions, finished_at=now,
-                            error_class="WorkerLost",
-                            error_message="the process running this attempt died")
-                )
-        return len(rows)
-
-
-def mark_worker_runs_lost(worker: str) -> int:
-    """Every run still 'running' on a worker that is gone becomes 'lost'."""
-    with get_engine().begin() as conn:
-        ids = conn.execute(
-            select(_runs.c.task_id).where(_runs.c.worker == worker, _runs.c.state == RunState.RUNNING)
-        ).scalars().all()
-    return sum(mark_unfinished_lost(task_id) for task_id in set(ids))
-
-
-def running_workers() -> list[str]:
-    with get_engine().begin() as conn:
-        return [
-            w for w in conn.execute(
-                select(_runs.c.worker).where(_runs.c.state == RunState.RUNNING).distinct()
-            ).scalars().all() if w
-        ]
+        return int(conn.execute(
+            select(func.count()).select_from(_runs).where(_runs.c.task_id == task_id,
+                                                          _runs.c.state == RunState.LOST)
+        ).scalar_one())
 
 
 def runs_for(task_id: str) -> list[JobRun]:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from siteops.connectors.errors import PermanentError
+from siteops.connectors.errors import PermanentError, RetryableError
 from siteops.store.db import get_engine
 from siteops.store.models import Operation, OpState, utcnow
 
@@ -61,6 +61,17 @@ def get_operation(key: str) -> dict[str, Any] | None:
         return dict(row) if row else None
 
 
+def _take(key: str, *, expect_state: str, expect_attempts: int, task_id: str | None) -> bool:
+    """Move the operation to in_flight only if nobody else did since we looked."""
+    with get_engine().begin() as conn:
+        result = conn.execute(
+            update(_ops)
+            .where(_ops.c.key == key, _ops.c.state == expect_state, _ops.c.attempts == expect_attempts)
+            .values(state=OpState.IN_FLIGHT, attempts=expect_attempts + 1, task_id=task_id, updated_at=utcnow())
+        )
+        return result.rowcount == 1
+
+
 def run_once(
     key: str,
     effect: Callable[[], T],
@@ -69,26 +80,38 @@ def run_once(
     site: str | None = None,
     task_name: str | None = None,
     task_id: str | None = None,
+    lease_seconds: float = 15 * 60,
 ) -> T:
-    """Perform `effect` at most once per `key` (see the module docstring)."""
+    """Perform `effect` at most once per `key` (see the module docstring).
+
+    `lease_seconds`: how long another task's in-flight call is presumed alive (the task
+    time limit). A redelivery of the *same* task means its earlier attempt is dead: Celery
+    only hands a message out again once the process that held it is gone.
+    """
     existing = _claim(key, site=site, task_name=task_name, task_id=task_id)
-    attempts = 0
+    state, attempts = OpState.PENDING, 0
     if existing is not None:
         state = existing["state"]
         attempts = int(existing["attempts"] or 0)
         if state == OpState.SUCCEEDED:
             log.info("operation %s already done; returning the stored result", key)
             return existing["result"]  # type: ignore[no-any-return]
-        if state in (OpState.IN_FLIGHT, OpState.UNKNOWN) and check is not None:
-            found = check()
-            if found is not None:
-                log.warning("operation %s: outcome was unknown; the remote side has it", key)
-                _set(key, state=OpState.SUCCEEDED, result=_jsonable(found), error=None)
-                return found
-            log.warning("operation %s: outcome was unknown; the remote side does not have it", key)
-        elif state in (OpState.IN_FLIGHT, OpState.UNKNOWN):
-            log.warning("operation %s: outcome unknown and no check given; calling again", key)
-    _set(key, state=OpState.IN_FLIGHT, attempts=attempts + 1, task_id=task_id)
+        if state == OpState.IN_FLIGHT and existing["task_id"] != task_id:
+            age = (utcnow() - existing["updated_at"]).total_seconds()
+            if age < lease_seconds:
+                raise RetryableError(f"operation {key} is in flight in task {existing['task_id']}")
+        if state in (OpState.IN_FLIGHT, OpState.UNKNOWN):
+            if check is not None:
+                found = check()
+                if found is not None:
+                    log.warning("operation %s: outcome was unknown; the remote side has it", key)
+                    _set(key, state=OpState.SUCCEEDED, result=_jsonable(found), error=None)
+                    return found
+                log.warning("operation %s: outcome was unknown; the remote side does not have it", key)
+            else:
+                log.warning("operation %s: outcome unknown and no check given; calling again", key)
+    if not _take(key, expect_state=state, expect_attempts=attempts, task_id=task_id):
+        raise RetryableError(f"operation {key} was taken by a concurrent attempt")
     try:
         result = effect()
     except PermanentError as exc:

@@ -18,6 +18,7 @@ Around each run the base class:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -26,8 +27,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from billiard.exceptions import WorkerLostError
 from celery import Task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
+from celery.worker.request import Request
 
 from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
 from siteops.observability.logging import log_context
@@ -65,6 +68,8 @@ class SiteopsTask(Task):  # type: ignore[misc]
     #: Name of the argument that holds the business key (picking, PO, tracking number).
     business_key: str | None = None
     typing = True
+    #: Our Request records runs whose pool process was killed (see SiteopsRequest).
+    Request = "siteops.tasks.base:SiteopsRequest"
 
     # -- enqueue -------------------------------------------------------------------
 
@@ -110,25 +115,23 @@ class SiteopsTask(Task):  # type: ignore[misc]
         redelivered = bool((req.delivery_info or {}).get("redelivered"))
         started_at = utcnow()
         t0 = time.perf_counter()
-        run_id = audit.start_run(
-            task_id=req.id, task_name=self.name, site=site,
-            business_key=self.business_key_of(args, kwargs), attempt=req.retries + 1,
-            redelivered=redelivered, worker=req.hostname, pid=os.getpid(), started_at=started_at,
-        )
 
         def finish(state: str, outcome: str, error: BaseException | None = None,
                    note: dict[str, Any] | None = None) -> None:
             duration = time.perf_counter() - t0
-            audit.finish_run(run_id, state=state, started_at=started_at, duration=duration,
-                             error=error, note=note)
+            audit.record_run(
+                task_id=req.id, task_name=self.name, site=site, business_key=self.business_key_of(args, kwargs),
+                attempt=req.retries + 1, redelivered=redelivered, worker=req.hostname, pid=os.getpid(),
+                started_at=started_at, state=state, duration=duration, error=error, note=note,
+            )
             TASK_RUNS.labels(self.name, label_site, outcome).inc()
             TASK_DURATION.labels(self.name, label_site).observe(duration)
 
         with log_context(req.id, site):
-            if redelivered and self._is_poison(req.id, run_id):
+            # Only a redelivered message can be poison, so only it pays for the lookup.
+            if redelivered and audit.count_lost(req.id) >= get_registry().retry.max_redeliveries:
                 error = PermanentError(
-                    f"message redelivered after killing its worker "
-                    f"{get_registry().retry.max_redeliveries} times"
+                    f"message redelivered after killing its worker {audit.count_lost(req.id)} times"
                 )
                 self._dead_letter(args, kwargs, "poison", error)
                 finish(RunState.DEAD_LETTERED, "dead_lettered", error)
@@ -184,10 +187,6 @@ class SiteopsTask(Task):  # type: ignore[misc]
         log.error("%s dead-lettered as #%d (%s): %s: %s", self.name, dead_id, reason,
                   type(exc).__name__, exc)
 
-    def _is_poison(self, task_id: str, run_id: int) -> bool:
-        lost = audit.mark_unfinished_lost(task_id, exclude_run=run_id)
-        return lost >= get_registry().retry.max_redeliveries
-
     # -- helpers for task bodies ------------------------------------------------------
 
     def idempotent_call(self, key: str, effect: Callable[[], T], *,
@@ -198,6 +197,36 @@ class SiteopsTask(Task):  # type: ignore[misc]
             key, effect, check=check, site=self.site_of(args, self.request.kwargs or {}),
             task_name=self.name, task_id=self.request.id,
         )
+
+
+class SiteopsRequest(Request):  # type: ignore[misc]
+    """Runs in the worker's main process: notices pool processes killed under a task.
+
+    The killed process cannot write its own audit row, so the parent does, before Celery
+    requeues the message (late ack + reject_on_worker_lost). Counting these rows is how
+    a redelivered message is recognised as poison.
+    """
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> Any:
+        exc = getattr(exc_info, "exception", None)
+        exc = getattr(exc, "exc", exc)
+        if isinstance(exc, WorkerLostError | SystemExit):
+            try:
+                task = self.task
+                args, kwargs = list(self.args or []), dict(self.kwargs or {})
+                started = self.time_start
+                audit.record_run(
+                    task_id=self.id, task_name=self.name, site=task.site_of(args, kwargs),
+                    business_key=task.business_key_of(args, kwargs), attempt=self._context.retries + 1,
+                    redelivered=bool(self.delivery_info.get("redelivered")), worker=self.hostname,
+                    pid=self.worker_pid,
+                    started_at=dt.datetime.fromtimestamp(started, dt.UTC) if started else None,
+                    state=RunState.LOST, error=f"WorkerLostError: {exc}",
+                )
+                TASK_RUNS.labels(self.name, task.site_of(args, kwargs) or "-", "lost").inc()
+            except Exception:  # recording must never stop Celery from requeueing
+                log.exception("could not record the lost run of %s", self.id)
+        return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
 
 
 def siteops_task(

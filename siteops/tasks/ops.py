@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Any
 
+from siteops import recovery
+from siteops.observability.metrics import RECOVERED
+from siteops.store import audit
+from siteops.store.models import RunState
 from siteops.tasks.base import SiteopsTask, siteops_task
 
 
@@ -24,27 +29,35 @@ def ping(self: SiteopsTask, site: str) -> dict[str, Any]:
               # Beat runs it every few seconds; a stale copy is worthless.
               expires=30)
 def recover_lost(self: SiteopsTask) -> dict[str, Any]:
-    """Put back the messages of workers that died whole, and close their audit rows."""
-    from siteops import recovery
-    from siteops.observability.metrics import RECOVERED
-    from siteops.store import audit
-
+    """Put back the messages of workers that died whole, recording their lost runs."""
     with self.app.connection_for_write() as conn:
         channel = conn.default_channel
         if not hasattr(channel, "qos") or not hasattr(channel.qos, "restore_by_tag"):
             return {"skipped": "broker redelivers by itself (not Redis)"}
         client = channel.client
-        report = recovery.recover(client, channel)
+        report = recovery.recover(client, channel, on_lost=_record_lost(self.app))
     for item in report.restored:
         RECOVERED.labels(item["queue"]).inc()
-    live = {recovery.node_of(w) for w in report.live_workers}
-    lost_runs = 0
-    for worker in audit.running_workers():
-        if worker not in live and worker != self.request.hostname:
-            lost_runs += audit.mark_worker_runs_lost(worker)
     return {
         "restored": report.restored,
         "dead_workers": report.dead_workers,
         "live_workers": report.live_workers,
-        "lost_runs": lost_runs,
     }
+
+
+def _record_lost(app: Any) -> Any:
+    """The audit row of a run whose whole worker died (nobody else can write it)."""
+    def record(info: dict[str, Any], worker: str | None, delivered_at: float) -> None:
+        task = app.tasks.get(info["task_name"] or "")
+        args, kwargs = info["args"], info["kwargs"]
+        site = task.site_of(args, kwargs) if isinstance(task, SiteopsTask) else None
+        audit.record_run(
+            task_id=info["task_id"] or "?", task_name=info["task_name"] or "?", site=site,
+            business_key=task.business_key_of(args, kwargs) if isinstance(task, SiteopsTask) else None,
+            attempt=info["retries"] + 1, redelivered=False,
+            worker=recovery.node_of(worker) if worker else None, pid=None,
+            started_at=dt.datetime.fromtimestamp(delivered_at, dt.UTC), state=RunState.LOST,
+            error=f"WorkerLost: worker {worker or '(unknown)'} died; message put back by recover_lost",
+        )
+
+    return record

@@ -21,7 +21,7 @@ def siteops(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def north(stack):
-    return stack.worker("NORTH", concurrency=2)
+    return stack.serving("NORTH", concurrency=2)
 
 
 def test_retryable_error_is_retried_with_backoff_then_succeeds(north, remote) -> None:
@@ -120,7 +120,7 @@ def test_replay_all_for_one_site(stack, north, remote) -> None:
     from siteops.store import audit
     from tests.integration.fixture_tasks import needs_fix
 
-    stack.worker("SOUTH")
+    stack.serving("SOUTH")
     keys = {site: uuid.uuid4().hex for site in ("NORTH", "SOUTH")}
     results = {site: needs_fix.delay(site, key) for site, key in keys.items()}
     for r in results.values():

@@ -1,0 +1,74 @@
+"""`siteops run` (what `make run` starts): the whole stack up, a ping answered, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, _free_port, poll
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids whose environment carries `marker` (every process the stack started does)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes() or marker.encode() in (
+                    proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    flower_port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SITEOPS_", "PROMETHEUS_", "FLOWER_"))}
+    env.update(SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
+    log = tmp_path / "run.out"
+    with open(log, "wb") as out:
+        run = subprocess.Popen([sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port)],
+                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        poll(lambda: "siteops is running" in log.read_text() or run.poll() is not None, 120, "the stack to start")
+        assert run.poll() is None, log.read_text()
+        text = log.read_text()
+        for part in ("worker CW", "worker NORTH", "worker SOUTH", "worker EAST", "worker WEB", "worker platform",
+                     "beat", "flower", f"http://127.0.0.1:{flower_port}/"):
+            assert part in text
+
+        ping = subprocess.run([sys.executable, "-m", "siteops.cli", "enqueue", "siteops.ops.ping", "--site",
+                               "NORTH", "--wait", "--timeout", "30"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+        assert ping.returncode == 0, ping.stderr
+        assert json.loads(ping.stdout.partition("\n")[2])["worker"].startswith("NORTH@")
+
+        # Flower, behind basic auth, lists a worker for every site and the platform queue.
+        user, password = (var / "flower-auth").read_text().strip().split(":", 1)
+        url = f"http://127.0.0.1:{flower_port}/api/workers?refresh=1"
+        assert httpx.get(url, timeout=10).status_code == 401
+
+        def queues() -> set[str]:
+            workers = httpx.get(url, auth=(user, password), timeout=10).json()
+            return {q["name"] for w in workers.values() for q in w.get("active_queues", [])}
+
+        poll(lambda: queues() >= {"site.CW", "site.NORTH", "site.SOUTH", "site.EAST", "site.WEB", "platform"},
+             30, "Flower to list every site's worker", interval=0.5)
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.wait(60)
+    assert "stopped: every process this run started has exited." in log.read_text()
+    assert run.returncode == 0
+    assert processes_with(str(var)) == []
