@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import redis
-
 from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
 from siteops.tasks.base import SiteopsTask, siteops_task
 

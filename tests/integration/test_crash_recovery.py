@@ -26,6 +26,7 @@ def started(remote, key: str) -> list[tuple[str, int]]:
 
 def test_pool_process_killed_mid_task_reruns_with_one_side_effect(stack, remote) -> None:
     from siteops.store import audit
+
     from tests.integration.fixture_tasks import effect_then_hold
 
     worker = stack.worker("EAST", concurrency=2)
@@ -33,7 +34,7 @@ def test_pool_process_killed_mid_task_reruns_with_one_side_effect(stack, remote)
     result = effect_then_hold.delay("EAST", key, hold_seconds=120)
 
     # The task did its side effect and is now holding; kill its pool process.
-    [(host, pid)] = poll(lambda: started(remote, key), 30, "the task to start")
+    [(_host, pid)] = poll(lambda: started(remote, key), 30, "the task to start")
     assert pid in worker.children()
     os.kill(pid, signal.SIGKILL)
 
@@ -52,6 +53,7 @@ def test_pool_process_killed_mid_task_reruns_with_one_side_effect(stack, remote)
 
 def test_whole_worker_killed_resumes_within_a_minute_with_one_side_effect(stack, remote) -> None:
     from siteops.store import audit
+
     from tests.integration.fixture_tasks import effect_then_hold
 
     stack.worker(platform=True)

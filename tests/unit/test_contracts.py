@@ -62,7 +62,7 @@ def test_beat_entries_name_registered_tasks_declared_queues_and_expire(app) -> N
     for name, entry in app.conf.beat_schedule.items():
         assert entry["task"] in app.tasks, name
         assert entry["options"]["queue"] in declared, name
-        assert 0 < entry["options"]["expires"], name
+        assert entry["options"]["expires"] > 0, name
 
 
 def test_router_sends_site_tasks_by_first_argument(app) -> None:
