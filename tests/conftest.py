@@ -216,6 +216,7 @@ def _postgres_reachable() -> bool:
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database; the store module is pointed at it for the test."""
     import sqlalchemy as sa
+
     from siteops.settings import get_settings
     from siteops.store import reset_engine, upgrade
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import redis
+
 from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
 from siteops.tasks.base import SiteopsTask, siteops_task
 

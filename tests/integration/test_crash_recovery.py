@@ -26,7 +26,6 @@ def started(remote, key: str) -> list[tuple[str, int]]:
 
 def test_pool_process_killed_mid_task_reruns_with_one_side_effect(stack, remote) -> None:
     from siteops.store import audit
-
     from tests.integration.fixture_tasks import effect_then_hold
 
     worker = stack.worker("EAST", concurrency=2)
@@ -53,7 +52,6 @@ def test_pool_process_killed_mid_task_reruns_with_one_side_effect(stack, remote)
 
 def test_whole_worker_killed_resumes_within_a_minute_with_one_side_effect(stack, remote) -> None:
     from siteops.store import audit
-
     from tests.integration.fixture_tasks import effect_then_hold
 
     stack.worker(platform=True)

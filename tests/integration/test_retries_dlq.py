@@ -27,7 +27,6 @@ def north(stack):
 def test_retryable_error_is_retried_with_backoff_then_succeeds(north, remote) -> None:
     from siteops.sites import get_registry
     from siteops.store import audit
-
     from tests.integration.fixture_tasks import flaky
 
     policy = get_registry().retry
@@ -52,7 +51,6 @@ def test_retryable_error_is_retried_with_backoff_then_succeeds(north, remote) ->
 
 def test_rate_limited_waits_its_retry_after(north, remote) -> None:
     from siteops.store import audit
-
     from tests.integration.fixture_tasks import flaky
 
     key = uuid.uuid4().hex
@@ -67,7 +65,6 @@ def test_rate_limited_waits_its_retry_after(north, remote) -> None:
 def test_exhausted_retries_land_in_the_dead_letter_store(north, remote) -> None:
     from siteops.sites import get_registry
     from siteops.store import audit
-
     from tests.integration.fixture_tasks import flaky
 
     max_retries = get_registry().retry.max_retries
@@ -86,7 +83,6 @@ def test_exhausted_retries_land_in_the_dead_letter_store(north, remote) -> None:
 
 def test_permanent_error_is_dead_lettered_at_once_and_replayed_from_the_cli(north, remote) -> None:
     from siteops.store import audit
-
     from tests.integration.fixture_tasks import needs_fix
 
     key = uuid.uuid4().hex
@@ -122,7 +118,6 @@ def test_permanent_error_is_dead_lettered_at_once_and_replayed_from_the_cli(nort
 
 def test_replay_all_for_one_site(stack, north, remote) -> None:
     from siteops.store import audit
-
     from tests.integration.fixture_tasks import needs_fix
 
     stack.serving("SOUTH")

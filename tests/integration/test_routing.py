@@ -18,7 +18,6 @@ SITES = ["CW", "NORTH", "SOUTH", "EAST", "WEB"]
 
 def test_each_sites_tasks_run_only_on_its_worker(stack, remote) -> None:
     from siteops.tasks.ops import ping
-
     from tests.integration.fixture_tasks import record
 
     workers = {site: stack.worker(site, wait=False) for site in SITES if not any(w.name == site for w in stack.procs)}

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from siteops.sites import PolicyError, load_registry
 
+from siteops.sites import PolicyError, load_registry
 from tests.conftest import ROOT
 
 BASE = """

@@ -7,12 +7,14 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+
 from siteops.connectors.errors import PermanentError, RetryableError
 
 
 def test_migration_matches_the_models(store_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
+
     from siteops.store.models import Base
 
     engine = sa.create_engine(store_url)
