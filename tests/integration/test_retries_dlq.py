@@ -141,3 +141,31 @@ def test_secrets_are_refused_as_task_arguments(north) -> None:
 
     with pytest.raises(ValueError, match="secret"):
         record.apply_async(args=["NORTH"], kwargs={"key": "k", "api_key": "s3cr3t"})
+
+
+def test_runs_are_counted_in_prometheus_and_logged_with_task_id_and_site(north, remote) -> None:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from tests.integration.fixture_tasks import flaky
+
+    key = uuid.uuid4().hex
+    result = flaky.delay("NORTH", key, fail_times=1)
+    result.get(timeout=60)
+
+    # The pool processes write their samples to PROMETHEUS_MULTIPROC_DIR; summed here as
+    # the exporter will.
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+
+    def sample(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    labels = {"task": "siteops.testing.flaky", "site": "NORTH"}
+    assert sample("siteops_task_runs_total", outcome="retried", **labels) >= 1
+    assert sample("siteops_task_runs_total", outcome="succeeded", **labels) >= 1
+    assert sample("siteops_task_retries_total", reason="retryable", **labels) >= 1
+    assert sample("siteops_task_duration_seconds_count", **labels) >= 2
+    # The retry warning names the site and the task id on its line.
+    poll(lambda: any(f"[NORTH {result.id}]" in line and "retry 1/" in line
+                     for line in north.log_text().splitlines()), 10, "the retry's log line")
