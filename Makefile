@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/exporter_scrape.py
 
 worker: $(STAMP)
 	@test -n "$(SITE)" || { echo "usage: make worker SITE=NORTH"; exit 2; }

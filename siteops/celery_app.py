@@ -6,6 +6,7 @@ https://docs.celeryq.dev/en/stable/userguide/configuration.html).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery, signals
@@ -80,6 +81,7 @@ config: dict[str, Any] = {
     "worker_hijack_root_logger": False,
     "worker_redirect_stdouts": False,
     "beat_schedule_filename": str(settings.var / "celerybeat-schedule"),
+    "beat_scheduler": "siteops.schedules.beat:SiteopsScheduler",
     "timezone": "UTC",
 }
 app.conf.update(config)
@@ -97,6 +99,13 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     from siteops.observability.logging import configure
 
     configure(loglevel or settings.log_level)
+
+
+@signals.before_task_publish.connect
+def _stamp(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    # When the message entered its queue: the exporter reports the age of the oldest one.
+    if headers is not None:
+        headers["siteops_published_at"] = time.time()
 
 
 @signals.worker_process_init.connect

@@ -318,12 +318,28 @@ def flower(
 def run(
     concurrency: Annotated[int, typer.Option("-c", "--concurrency", help="Pool size per site worker")] = 1,
     flower_port: Annotated[int, typer.Option()] = 5555,
+    exporter_port: Annotated[int, typer.Option()] = 9808,
 ) -> None:
-    """The embedded stack: private Redis, store, a worker per site, platform worker, beat, Flower."""
+    """The embedded stack: private Redis, store, a worker per site, platform worker, beat, Flower, exporter."""
     from siteops.runner import run_stack
 
     registry()
-    raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port))
+    raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port))
+
+
+@app.command()
+def exporter(
+    port: Annotated[int, typer.Option()] = 9808,
+    address: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+) -> None:
+    """The Prometheus endpoint: queues, workers, dead letters, beat, task and connector metrics."""
+    from siteops.observability.exporter import serve
+    from siteops.observability.logging import configure
+
+    registry()
+    _prepare_worker_env()  # read the workers' multiprocess metric files
+    configure("INFO")
+    serve(port, address)
 
 
 @db_app.command("upgrade")

@@ -83,9 +83,14 @@ class Heartbeat(threading.Thread):
         self.key = f"{WORKER_KEY}{consumer.hostname}:{os.getpid()}"
         self.stopping = threading.Event()
 
+    def queues(self) -> list[str]:
+        consumer = getattr(self.consumer, "task_consumer", None)
+        return sorted(q.name for q in getattr(consumer, "queues", None) or [])
+
     def beat(self) -> None:
         ts = time.time()
-        payload = json.dumps({"ts": ts, "pid": os.getpid(), "tags": _held_tags(self.consumer)})
+        payload = json.dumps({"ts": ts, "pid": os.getpid(), "queues": self.queues(),
+                              "tags": _held_tags(self.consumer)})
         self.client.set(self.key, payload, ex=HEARTBEAT_TTL)
 
     def run(self) -> None:

@@ -68,7 +68,7 @@ def flower_credentials(var: Path) -> tuple[str, Path | None]:
     return path.read_text().strip(), path
 
 
-def run_stack(*, concurrency: int = 1, flower_port: int = 5555) -> int:
+def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: int = 9808) -> int:
     settings = get_settings()
     registry = get_registry()
     var = settings.var.resolve()
@@ -82,9 +82,10 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555) -> int:
         console.print(f"[red]port {port} is busy: is another `make run` (or Redis) running there? "
                       f"Set SITEOPS_BROKER_URL=redis://127.0.0.1:<port>/0 to use another.[/]")
         return 2
-    if port_in_use(flower_port):
-        console.print(f"[red]port {flower_port} (Flower) is busy; pass --flower-port.[/]")
-        return 2
+    for busy, what in ((flower_port, "Flower; pass --flower-port"), (exporter_port, "exporter; pass --exporter-port")):
+        if port_in_use(busy):
+            console.print(f"[red]port {busy} ({what}) is busy.[/]")
+            return 2
 
     env = dict(os.environ, SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=settings.broker_url,
                PYTHONUNBUFFERED="1")
@@ -108,6 +109,7 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555) -> int:
         Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log"),
         Child("beat", [*siteops, "beat"], logs / "beat.log"),
         Child("flower", [*siteops, "flower", "--port", str(flower_port)], logs / "flower.log"),
+        Child("exporter", [*siteops, "exporter", "--port", str(exporter_port)], logs / "exporter.log"),
     ]
 
     stopping = False
@@ -142,8 +144,12 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555) -> int:
 
             wait_until(workers_up, 90, "every worker to report", interval=0.3)
             status.update("waiting for Flower…")
-            wait_until(lambda: _flower_up(flower_port) or stopping, 60, "Flower", interval=0.3)
-        _print_summary(settings.broker_url, flower_port, auth_file, var, children)
+            wait_until(lambda: _http_ok(f"http://127.0.0.1:{flower_port}/healthcheck") or stopping, 60, "Flower",
+                       interval=0.3)
+            status.update("waiting for the exporter…")
+            wait_until(lambda: _http_ok(f"http://127.0.0.1:{exporter_port}/metrics") or stopping, 60,
+                       "the exporter", interval=0.3)
+        _print_summary(settings.broker_url, flower_port, exporter_port, auth_file, var, children)
         while not stopping:
             _supervise(children, env)
             time.sleep(0.5)
@@ -167,9 +173,9 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555) -> int:
         console.print("stopped: every process this run started has exited.")
 
 
-def _flower_up(port: int) -> bool:
+def _http_ok(url: str) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=1).status_code == 200
+        return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -188,7 +194,7 @@ def _supervise(children: list[Child], env: dict[str, str]) -> None:
         child.start(env)
 
 
-def _print_summary(broker: str, flower_port: int, auth_file: Path | None, var: Path,
+def _print_summary(broker: str, flower_port: int, exporter_port: int, auth_file: Path | None, var: Path,
                    children: list[Child]) -> None:
     table = Table(title="siteops is running", show_header=False)
     table.add_column()
@@ -197,6 +203,7 @@ def _print_summary(broker: str, flower_port: int, auth_file: Path | None, var: P
     table.add_row("store", get_settings().effective_database_url)
     where = f"password in {auth_file}" if auth_file else "credentials from FLOWER_BASIC_AUTH"
     table.add_row("Flower", f"http://127.0.0.1:{flower_port}/  ({where})")
+    table.add_row("metrics", f"http://127.0.0.1:{exporter_port}/metrics  (Flower's own: /metrics on Flower)")
     for child in children:
         pid = child.process.pid if child.process else "-"
         table.add_row(child.name, f"pid {pid}, log {child.log}")

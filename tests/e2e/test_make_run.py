@@ -34,19 +34,21 @@ def processes_with(marker: str) -> list[int]:
 
 def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Path) -> None:
     var = tmp_path / "var"
-    flower_port = _free_port()
+    flower_port, exporter_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SITEOPS_", "PROMETHEUS_", "FLOWER_"))}
     env.update(SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
     log = tmp_path / "run.out"
     with open(log, "wb") as out:
-        run = subprocess.Popen([sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port)],
+        run = subprocess.Popen([sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port),
+                                "--exporter-port", str(exporter_port)],
                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         poll(lambda: "siteops is running" in log.read_text() or run.poll() is not None, 120, "the stack to start")
         assert run.poll() is None, log.read_text()
         text = log.read_text()
         for part in ("worker CW", "worker NORTH", "worker SOUTH", "worker EAST", "worker WEB", "worker platform",
-                     "beat", "flower", f"http://127.0.0.1:{flower_port}/"):
+                     "beat", "flower", "exporter", f"http://127.0.0.1:{flower_port}/",
+                     f"http://127.0.0.1:{exporter_port}/metrics"):
             assert part in text
 
         ping = subprocess.run([sys.executable, "-m", "siteops.cli", "enqueue", "siteops.ops.ping", "--site",
@@ -66,6 +68,12 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
 
         poll(lambda: queues() >= {"site.CW", "site.NORTH", "site.SOUTH", "site.EAST", "site.WEB", "platform"},
              30, "Flower to list every site's worker", interval=0.5)
+
+        # The exporter sees a live worker for every site, and beat ticking.
+        metrics = httpx.get(f"http://127.0.0.1:{exporter_port}/metrics", timeout=10).text
+        for site in ("CW", "NORTH", "SOUTH", "EAST", "WEB", "platform"):
+            assert f'siteops_workers_alive{{site="{site}"}} 1.0' in metrics
+        assert "siteops_beat_last_tick_timestamp_seconds" in metrics
     finally:
         run.send_signal(signal.SIGINT)
         run.wait(60)

@@ -1,0 +1,170 @@
+"""`siteops exporter`: the Prometheus endpoint an operator scrapes.
+
+Computed on each scrape, from the sources of truth rather than from events (which can
+be dropped): queue depth, the age of the oldest waiting message and the unacked count
+straight from Redis, for every declared queue whether or not anything consumes it;
+live workers from their heartbeats; dead letters and findings from the store; beat's
+tick; and the task and connector metrics that pool processes write to
+PROMETHEUS_MULTIPROC_DIR, summed across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from siteops.queues import PLATFORM_QUEUE, SITE_QUEUE_PREFIX, queue_names
+from siteops.recovery import UNACKED, WORKER_KEY
+from siteops.schedules.beat import BEAT_TICK_KEY
+from siteops.sites import Registry
+
+log = logging.getLogger(__name__)
+
+
+def site_of_queue(queue: str) -> str:
+    return queue[len(SITE_QUEUE_PREFIX):] if queue.startswith(SITE_QUEUE_PREFIX) else ""
+
+
+def _published_at(raw: bytes | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        stamp = json.loads(raw).get("headers", {}).get("siteops_published_at")
+        return float(stamp) if stamp is not None else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+class SiteopsCollector(Collector):
+    def __init__(self, registry: Registry, client: redis.Redis, store: bool = True) -> None:
+        self.registry = registry
+        self.client = client
+        self.store = store
+        self.queues = queue_names(registry.codes)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._broker()
+        if self.store:
+            yield from self._store()
+
+    def _broker(self) -> Iterator[Metric]:
+        now = time.time()
+        depth = GaugeMetricFamily("siteops_queue_messages", "Messages waiting in the queue.", labels=["queue", "site"])
+        age = GaugeMetricFamily("siteops_queue_oldest_message_age_seconds",
+                                "Age of the oldest waiting message (0 when empty).", labels=["queue", "site"])
+        unacked = GaugeMetricFamily("siteops_queue_unacked_messages",
+                                    "Messages handed to a worker and not yet acknowledged.", labels=["queue", "site"])
+        alive = GaugeMetricFamily("siteops_workers_alive", "Workers with a fresh heartbeat serving the site.",
+                                  labels=["site"])
+        beat = GaugeMetricFamily("siteops_beat_last_tick_timestamp_seconds", "When beat last ticked (unix time).")
+        up = GaugeMetricFamily("siteops_broker_up", "1 when the broker answered this scrape.")
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for q in self.queues:
+                pipe.llen(q)
+                pipe.lindex(q, -1)  # kombu LPUSHes and BRPOPs: the oldest is at the right end
+            pipe.hvals(UNACKED)
+            pipe.get(BEAT_TICK_KEY)
+            replies = pipe.execute()
+            heartbeats = [self.client.get(k) for k in self.client.scan_iter(match=WORKER_KEY + "*", count=1000)]
+        except redis.RedisError as exc:
+            log.warning("broker not reachable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        held: Counter[str] = Counter()
+        for raw in replies[2 * len(self.queues)]:
+            try:
+                held[json.loads(raw)[2]] += 1
+            except (ValueError, TypeError, IndexError):
+                continue
+        for i, q in enumerate(self.queues):
+            n, oldest = replies[2 * i], _published_at(replies[2 * i + 1])
+            labels = [q, site_of_queue(q)]
+            depth.add_metric(labels, n)
+            age.add_metric(labels, max(0.0, now - oldest) if n and oldest else 0.0)
+            unacked.add_metric(labels, held.get(q, 0))
+        serving: Counter[str] = Counter()
+        for raw in heartbeats:
+            if raw:
+                for q in json.loads(raw).get("queues", []):
+                    serving[PLATFORM_QUEUE if q == PLATFORM_QUEUE else site_of_queue(q)] += 1
+        for site in [*self.registry.codes, PLATFORM_QUEUE]:
+            alive.add_metric([site], serving.get(site, 0))
+        tick = replies[-1]
+        if tick:
+            beat.add_metric([], float(tick))
+            yield beat
+        yield from (depth, age, unacked, alive, up)
+
+    def _store(self) -> Iterator[Metric]:
+        from sqlalchemy import func, select
+
+        from siteops.store.db import get_engine
+        from siteops.store.models import DeadLetter
+
+        dead = GaugeMetricFamily("siteops_dead_letters", "Dead letters waiting for a decision (not replayed).",
+                                 labels=["site", "task"])
+        try:
+            with get_engine().connect() as conn:
+                rows = conn.execute(
+                    select(DeadLetter.site, DeadLetter.task_name, func.count())
+                    .where(DeadLetter.replayed_at.is_(None)).group_by(DeadLetter.site, DeadLetter.task_name)
+                ).all()
+        except Exception as exc:  # the store being down must not blank the broker metrics
+            log.warning("store not reachable: %s", exc)
+            return
+        for site, task, n in rows:
+            dead.add_metric([site or "", task], n)
+        yield dead
+        yield from _store_collectors()
+
+
+def _store_collectors() -> Iterator[Metric]:
+    """Later parts (findings, scans) register more store-backed metric families here."""
+    for produce in STORE_METRICS:
+        yield from produce()
+
+
+STORE_METRICS: list[Any] = []
+
+
+def build_registry(registry: Registry, client: redis.Redis, *, store: bool = True) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(SiteopsCollector(registry, client, store=store))
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(reg)
+    return reg
+
+
+def serve(port: int, address: str = "127.0.0.1") -> None:
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    from siteops.settings import get_settings
+    from siteops.sites import get_registry
+
+    client = redis.Redis.from_url(get_settings().broker_url, socket_timeout=2, socket_connect_timeout=2)
+    app = make_wsgi_app(build_registry(get_registry(), client))
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            log.debug(format, *args)
+
+    httpd = make_server(address, port, app, handler_class=Quiet)
+    log.info("siteops exporter on http://%s:%d/metrics", address, port)
+    httpd.serve_forever()
