@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery, signals
 
 from siteops.queues import PLATFORM_QUEUE, SiteRouter, declare_queues
+from siteops.schedules.beat import BEAT_KEY_PREFIX, BEAT_LOCK_TIMEOUT, BEAT_MAX_INTERVAL
 from siteops.settings import get_settings
 from siteops.sites import get_registry
 
@@ -82,6 +83,10 @@ config: dict[str, Any] = {
     "worker_redirect_stdouts": False,
     "beat_schedule_filename": str(settings.var / "celerybeat-schedule"),
     "beat_scheduler": "siteops.schedules.beat:SiteopsScheduler",
+    "beat_max_loop_interval": BEAT_MAX_INTERVAL,
+    "redbeat_redis_url": settings.broker_url,
+    "redbeat_key_prefix": BEAT_KEY_PREFIX,
+    "redbeat_lock_timeout": BEAT_LOCK_TIMEOUT,
     "timezone": "UTC",
 }
 app.conf.update(config)

@@ -20,6 +20,7 @@ Redelivered work is safe because these tasks keep the idempotency contract.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -122,8 +123,12 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_: Any) -> None:
     # Only after the pool finished its last task: until then the worker still holds work.
+    # A worker that stopped cleanly is gone at once (kombu put back what it had reserved).
     if _heartbeat is not None:
         _heartbeat.stopping.set()
+        _heartbeat.join(5)
+        with contextlib.suppress(redis.RedisError):  # else it expires by itself
+            _heartbeat.client.delete(_heartbeat.key)
 
 
 @dataclass

@@ -1,7 +1,12 @@
-"""The beat scheduler: Celery's persistent scheduler, plus a tick timestamp in Redis.
+"""The beat scheduler: RedBeat (schedule and leader lock in Redis) plus a tick timestamp.
 
-The exporter turns the timestamp into `siteops_beat_last_tick_timestamp_seconds`, so an
-operator sees a beat that stopped ticking before the scans it drives go stale.
+Two beats may run (a standby for high availability): only the one holding the lock
+`siteops:redbeat::lock` schedules; the other waits for the lock, which expires
+`BEAT_LOCK_TIMEOUT` seconds after the leader's last tick. Last-run times live in Redis,
+so the new leader continues the schedule instead of firing every entry again.
+
+The exporter turns the tick timestamp into `siteops_beat_last_tick_timestamp_seconds`, so
+an operator sees a beat that stopped ticking before the scans it drives go stale.
 """
 
 from __future__ import annotations
@@ -11,13 +16,18 @@ import time
 from typing import Any
 
 import redis
-from celery.beat import PersistentScheduler
+from redbeat import RedBeatScheduler
 
 log = logging.getLogger(__name__)
 BEAT_TICK_KEY = "siteops:beat:last_tick"
+BEAT_KEY_PREFIX = "siteops:redbeat"
+#: A dead leader's lock expires after this; the standby takes over then (< 60 s).
+BEAT_LOCK_TIMEOUT = 15
+#: The leader ticks (and renews its lock) at least this often.
+BEAT_MAX_INTERVAL = 5
 
 
-class SiteopsScheduler(PersistentScheduler):  # type: ignore[misc]
+class SiteopsScheduler(RedBeatScheduler):  # type: ignore[misc]
     _client: redis.Redis | None = None
     _last_write = 0.0
 
@@ -32,5 +42,4 @@ class SiteopsScheduler(PersistentScheduler):  # type: ignore[misc]
                 self._last_write = now
             except redis.RedisError as exc:
                 log.warning("beat tick not recorded: %s", exc)
-        # Wake at least every 5 s so the tick timestamp stays fresh between due entries.
-        return min(interval, 5.0)
+        return min(interval, float(BEAT_MAX_INTERVAL))

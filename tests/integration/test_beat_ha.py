@@ -1,0 +1,50 @@
+"""Two beats: one schedules, the other takes over when the leader dies; no slot fires twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+
+import pytest
+
+from tests.conftest import poll
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_two_beats_schedule_once_and_the_standby_takes_over(stack) -> None:
+    from siteops.schedules import RECOVER_LOST_EVERY
+    from siteops.schedules.beat import BEAT_LOCK_TIMEOUT
+    from siteops.store import session
+    from siteops.store.models import JobRun
+
+    since = dt.datetime.now(dt.UTC)
+
+    def runs() -> list[dt.datetime]:
+        with session() as s:
+            rows = s.query(JobRun.started_at).filter(JobRun.task_name == "siteops.ops.recover_lost",
+                                                     JobRun.started_at >= since).order_by(JobRun.started_at)
+            return [r[0] for r in rows]
+
+    stack.worker(platform=True)
+    first, second = stack.beat(), stack.beat()
+    leader = poll(lambda: next((b for b in (first, second) if "Acquired lock" in b.log_text()), None), 30,
+                  "one beat to take the leader lock")
+    standby = second if leader is first else first
+    poll(lambda: len(runs()) >= 3, 60, "three scheduled runs")
+    assert "Acquired lock" not in standby.log_text()
+
+    # The leader dies without a chance to release its lock.
+    leader.kill_whole()
+    killed = time.monotonic()
+    poll(lambda: "Acquired lock" in standby.log_text(), 60, "the standby to take the lock")
+    took_over = time.monotonic() - killed
+    count_at_kill = len(runs())
+    poll(lambda: len(runs()) >= count_at_kill + 2, 60, "scheduling to go on under the new leader")
+
+    # No slot fired twice: consecutive runs are about one interval apart, never two at once.
+    times = runs()
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert min(gaps) > RECOVER_LOST_EVERY * 0.5, gaps
+    assert took_over < BEAT_LOCK_TIMEOUT + 15
