@@ -7,7 +7,7 @@ does this) and the exporter sums the per-process files.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 TASK_RUNS = Counter(
     "siteops_task_runs_total",
@@ -35,3 +35,15 @@ RECOVERED = Counter(
     "Messages of dead workers put back on their queue by recover_lost.",
     ["queue"],
 )
+SCAN_DURATION = Histogram(
+    "siteops_scan_duration_seconds", "Wall time of one complete scan.", ["site", "kind"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+SCAN_RECORDS = Counter("siteops_scan_records_read_total", "Records read by scans.", ["site", "kind"])
+SCAN_FAILURES = Counter("siteops_scan_failures_total", "Scans that failed (and decided nothing).", ["site", "kind"])
+SCAN_LAST_SUCCESS = Gauge(
+    "siteops_scan_last_success_worker_timestamp_seconds",
+    "When this process last completed a scan (the exporter reports the store's view as "
+    "siteops_scan_last_success_timestamp_seconds).", ["site", "kind"], multiprocess_mode="max",
+)
+ALERTS = Counter("siteops_alerts_sent_total", "Alerts delivered, by channel and event.", ["site", "channel", "event"])

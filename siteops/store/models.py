@@ -122,3 +122,69 @@ class Operation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FindingStatus:
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    ACTIVE = (OPEN, ACKNOWLEDGED)
+
+
+class Finding(Base):
+    """A problem a scan saw: raised once, followed until gone, escalated if it lingers."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # site:kind:rule:model:record_id. Not unique: a problem that comes back after it was
+    # resolved is a new finding (with its own alert), the old one stays as history.
+    fingerprint: Mapped[str] = mapped_column(String(300), index=True)
+    site: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(48))
+    model: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[int] = mapped_column(Integer)
+    record_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[int] = mapped_column(Integer)  # 1 low .. 4 critical
+    title: Mapped[str] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rule_version: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen: Mapped[dt.datetime] = mapped_column()
+    last_seen: Mapped[dt.datetime] = mapped_column()
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column()
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    escalated_at: Mapped[dt.datetime | None] = mapped_column()
+    resolved_at: Mapped[dt.datetime | None] = mapped_column()
+    odoo_activity_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_findings_site_kind_status", "site", "kind", "status"),
+    )
+
+
+class ScanRun(Base):
+    """One scan of one kind at one site: what it read and whether it read everything."""
+
+    __tablename__ = "scan_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    site: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # complete, failed
+    records_read: Mapped[int] = mapped_column(Integer, default=0)
+    found: Mapped[int] = mapped_column(Integer, default=0)
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    resolved: Mapped[int] = mapped_column(Integer, default=0)
+    escalated: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column()
+    finished_at: Mapped[dt.datetime] = mapped_column()
+    duration_seconds: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_scan_runs_site_kind_status", "site", "kind", "status", "finished_at"),
+    )
