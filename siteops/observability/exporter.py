@@ -128,16 +128,24 @@ class SiteopsCollector(Collector):
         for site, task, n in rows:
             dead.add_metric([site or "", task], n)
         yield dead
-        yield from _store_collectors()
+        yield from self._findings()
 
+    def _findings(self) -> Iterator[Metric]:
+        from siteops.rules.findings import KINDS
+        from siteops.store import findings
 
-def _store_collectors() -> Iterator[Metric]:
-    """Later parts (findings, scans) register more store-backed metric families here."""
-    for produce in STORE_METRICS:
-        yield from produce()
-
-
-STORE_METRICS: list[Any] = []
+        open_ = GaugeMetricFamily("siteops_findings_open", "Open or acknowledged findings.", labels=["site", "kind"])
+        fresh = GaugeMetricFamily("siteops_scan_last_success_timestamp_seconds",
+                                  "When the last complete scan of this kind finished at this site (unix time).",
+                                  labels=["site", "kind"])
+        counts = {(site, kind): n for site, kind, n in findings.open_counts()}
+        for code in self.registry.codes:
+            for kind in KINDS:  # zeros too: "no findings" is a value, not an absence
+                open_.add_metric([code, kind], counts.get((code, kind), 0))
+        for site, kind, when in findings.last_success():
+            fresh.add_metric([site, kind], when.timestamp())
+        yield open_
+        yield fresh
 
 
 def build_registry(registry: Registry, client: redis.Redis, *, store: bool = True) -> CollectorRegistry:

@@ -55,7 +55,7 @@ def _obs(site: str, kind: str, rule: str, model: str, rec: Mapping[str, Any], se
 # --- transfers -----------------------------------------------------------------------
 
 TRANSFER_FIELDS = ["id", "name", "state", "scheduled_date", "picking_type_id", "backorder_id", "partner_id",
-                   "origin", "location_id", "location_dest_id"]
+                   "origin", "location_id", "location_dest_id", "purchase_id"]
 
 
 def aging_transfers(site: str, pickings: Iterable[Mapping[str, Any]], params: Mapping[str, Any],
