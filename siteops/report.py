@@ -65,7 +65,7 @@ def collect(codes: list[str], *, days: int = 7, now: dt.datetime | None = None) 
         runs: Counter[tuple[str, str]] = Counter()
         for site, state, n in s.execute(select(JobRun.site, JobRun.state, func.count())
                                         .where(JobRun.started_at >= since).group_by(JobRun.site, JobRun.state)):
-            runs[(site, state)] += n
+            runs[(site or "", state)] += n
         for site, n in s.execute(select(DeadLetter.site, func.count()).where(DeadLetter.replayed_at.is_(None))
                                  .group_by(DeadLetter.site)):
             if site in stats:
