@@ -24,6 +24,8 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(db_app, name="db")
 findings_app = typer.Typer(help="Findings raised by the scans: list, acknowledge.", invoke_without_command=True)
 app.add_typer(findings_app, name="findings")
+sim_app = typer.Typer(no_args_is_help=True, help="Simulators for demos and tests (Odoo, webhook receiver).")
+app.add_typer(sim_app, name="sim")
 report_app = typer.Typer(no_args_is_help=True, help="Reports for comparing sites.")
 app.add_typer(report_app, name="report")
 # Piped output (logs, CI) gets a wide console instead of rich's 80-column default.
@@ -358,6 +360,27 @@ def report_sites(
         except ValueError as exc:
             raise fail(str(exc)) from None
         err.print(f"chart written to {written}")
+
+
+@sim_app.command("webhook")
+def sim_webhook(
+    port: Annotated[int, typer.Option()] = 8070,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """A webhook receiver (stands in for an n8n workflow) that checks signatures; GET / lists deliveries."""
+    import threading
+
+    from siteops.connectors.errors import ConnectorError
+    from siteops.connectors.webhook import configured_secret
+    from siteops.sim.webhook import Receiver, serve
+
+    try:
+        secret = configured_secret()
+    except (ConnectorError, OSError) as exc:
+        raise fail(str(exc)) from None
+    server = serve(Receiver(secret=secret), host=host, port=port)
+    typer.echo(f"webhook receiver on http://{host}:{server.server_address[1]}/ (POST alerts, GET deliveries)")
+    threading.Event().wait()
 
 
 # --- processes -----------------------------------------------------------------------
