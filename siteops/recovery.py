@@ -7,7 +7,7 @@ again after the visibility timeout, which must stay longer than the longest task
 (celery-here.md §5). So:
 
 1. every worker's main process publishes a heartbeat every `HEARTBEAT_INTERVAL` seconds:
-   a key ``siteops:worker:<nodename>:<pid>`` (expiring after `HEARTBEAT_TTL`) listing the
+   a key ``siteops:worker:<nodename>:<pid>-<token>`` (expiring after `HEARTBEAT_TTL`) listing the
    delivery tags it holds: reserved, running, or waiting for an ETA;
 2. `recover` (the task ``siteops.ops.recover_lost`` on the ``platform`` queue, run by beat
    every few seconds) remembers which worker held each unacked tag, and puts a message
@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,9 +80,10 @@ class Heartbeat(threading.Thread):
         super().__init__(name="siteops-heartbeat", daemon=True)
         self.consumer = consumer
         self.client = client
-        # Keyed by node name *and* pid: a restarted worker keeps its node name, and must
-        # not vouch for the messages its dead predecessor held.
-        self.key = f"{WORKER_KEY}{consumer.hostname}:{os.getpid()}"
+        # Keyed by node name, pid *and* a token of this start: a restarted worker keeps its
+        # node name (and, in a container, often its pid) and must not vouch for the
+        # messages its dead predecessor held.
+        self.key = f"{WORKER_KEY}{consumer.hostname}:{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
 
     def queues(self) -> list[str]:
@@ -139,12 +141,12 @@ class RecoveryReport:
 
 
 def node_of(worker: str) -> str:
-    """``NORTH@host:1234`` -> ``NORTH@host`` (the Celery node name)."""
+    """``NORTH@host:1234-ab12cd34`` -> ``NORTH@host`` (the Celery node name)."""
     return worker.rsplit(":", 1)[0]
 
 
 def live_workers(client: redis.Redis) -> dict[str, dict[str, Any]]:
-    """Workers with a fresh heartbeat, as ``<nodename>:<pid>`` -> heartbeat."""
+    """Workers with a fresh heartbeat, as ``<nodename>:<pid>-<token>`` -> heartbeat."""
     workers: dict[str, dict[str, Any]] = {}
     for key in client.scan_iter(match=WORKER_KEY + "*", count=500):
         raw = client.get(key)

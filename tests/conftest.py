@@ -170,7 +170,7 @@ class Stack:
             if wp.process.poll() is not None:
                 raise AssertionError(f"worker {wp.name} exited:\n{wp.log_text()[-3000:]}")
             # The heartbeat starts when the worker is ready to consume.
-            return any(self.redis.scan_iter(match=f"siteops:worker:{wp.nodename}:{wp.process.pid}"))
+            return any(self.redis.scan_iter(match=f"siteops:worker:{wp.nodename}:{wp.process.pid}-*"))
 
         poll(ready, timeout, f"worker {wp.name} to be ready", interval=0.1)
 

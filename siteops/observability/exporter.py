@@ -16,6 +16,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def site_of_queue(queue: str) -> str:
-    return queue[len(SITE_QUEUE_PREFIX):] if queue.startswith(SITE_QUEUE_PREFIX) else ""
+    """The `site` label of a queue: its site code, or "platform" (as in siteops_workers_alive)."""
+    return queue[len(SITE_QUEUE_PREFIX):] if queue.startswith(SITE_QUEUE_PREFIX) else PLATFORM_QUEUE
 
 
 def _published_at(raw: bytes | None) -> float | None:
@@ -99,7 +101,7 @@ class SiteopsCollector(Collector):
         for raw in heartbeats:
             if raw:
                 for q in json.loads(raw).get("queues", []):
-                    serving[PLATFORM_QUEUE if q == PLATFORM_QUEUE else site_of_queue(q)] += 1
+                    serving[site_of_queue(q)] += 1
         for site in [*self.registry.codes, PLATFORM_QUEUE]:
             alive.add_metric([site], serving.get(site, 0))
         tick = replies[-1]
@@ -152,10 +154,25 @@ def build_registry(registry: Registry, client: redis.Redis, *, store: bool = Tru
     reg = CollectorRegistry()
     reg.register(SiteopsCollector(registry, client, store=store))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.MultiProcessCollector(reg)
+        reg.register(WorkerFilesCollector(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])))
     return reg
+
+
+class WorkerFilesCollector(Collector):
+    """The metrics pool processes wrote, summed: the folder and its sub-folders.
+
+    prometheus_client names its files by pid, and pids repeat across containers, so in
+    compose each worker writes below its own sub-folder of a shared volume.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = sorted(str(p) for p in self.root.rglob("*.db"))
+        return iter(MultiProcessCollector.merge(files, accumulate=True))
 
 
 def serve(port: int, address: str = "127.0.0.1") -> None:
