@@ -22,7 +22,9 @@ RULE_VERSION = "1"
 OPEN_TRANSFER_STATES = ("waiting", "confirmed", "assigned")
 CLOSED_STATES = ("done", "cancel")
 # Fewer done moves than this and a product has no "normal" to deviate from.
-MIN_HISTORY = 8
+MIN_HISTORY = 12
+# The product's recent history: done moves of this many days.
+HISTORY_DAYS = 60
 # Median absolute deviation -> standard deviation, for normally distributed data.
 MAD_SCALE = 1.4826
 
@@ -121,7 +123,7 @@ def overdue_receipts(site: str, pickings: Iterable[Mapping[str, Any]], params: M
 QUANT_FIELDS = ["id", "product_id", "location_id", "quantity", "reserved_quantity", "inventory_quantity",
                 "inventory_diff_quantity", "inventory_quantity_set"]
 MOVE_FIELDS = ["id", "reference", "product_id", "product_uom_qty", "quantity", "date", "state", "location_id",
-               "location_dest_id", "picking_id"]
+               "location_dest_id", "picking_id", "is_inventory"]
 
 
 def quant_anomalies(site: str, quants: Iterable[Mapping[str, Any]], prices: Mapping[int, float],
@@ -152,26 +154,28 @@ def quant_anomalies(site: str, quants: Iterable[Mapping[str, Any]], prices: Mapp
             product_id = m2o_id(q.get("product_id"))
             value = abs(diff) * float(prices.get(product_id or 0, 0.0))
             if abs(diff) > qty_limit and value > review:
-                level = "finance" if value > finance else "warehouse_manager"
+                level = "finance" if value > finance else "review"
                 used = {"variance_qty_threshold": qty_limit, "variance_value_review": review,
                         "variance_value_finance": finance}
-                yield _obs(site, "stock_anomalies", "count_variance", "stock.quant", rec,
+                reviewer = "finance" if level == "finance" else "the warehouse manager"
+                yield _obs(site, "stock_anomalies", f"count_variance_{level}", "stock.quant", rec,
                            3 if level == "finance" else 2,
                            f"count of {product} at {location} differs by {diff:+g} ({value:,.0f} in value); "
-                           f"review: {level.replace('_', ' ')}", used, difference=diff, value=round(value, 2),
+                           f"to be reviewed by {reviewer}", used, difference=diff, value=round(value, 2),
                            review=level)
 
 
-def abnormal_moves(site: str, moves: Iterable[Mapping[str, Any]], params: Mapping[str, Any],
-                   recent_ids: set[int] | None = None) -> Iterator[Observation]:
-    """Done moves whose quantity is far outside the product's own history.
+def abnormal_adjustments(site: str, moves: Iterable[Mapping[str, Any]], params: Mapping[str, Any]
+                         ) -> Iterator[Observation]:
+    """Inventory adjustments whose quantity is far outside the product's own history.
 
-    Robust score |q - median| / (1.4826 * MAD) over the product's done moves; a move is
-    abnormal above `anomaly_mad_score`. Only moves in `recent_ids` are judged (the rest
-    are history), when given.
+    History: the product's done moves in the warehouse (the caller reads the last
+    `HISTORY_DAYS`). Robust score |q - median| / (1.4826 * MAD) (that is, 0.6745 * |q -
+    median| / MAD); an adjustment (`is_inventory`) scoring above `anomaly_mad_score` is
+    abnormal. A product needs `MIN_HISTORY` moves to have a "normal".
     """
     limit = float(params["anomaly_mad_score"])
-    used = {"anomaly_mad_score": limit, "min_history": MIN_HISTORY}
+    used = {"anomaly_mad_score": limit, "min_history": MIN_HISTORY, "history_days": HISTORY_DAYS}
     by_product: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
     for m in moves:
         product_id = m2o_id(m.get("product_id"))
@@ -182,16 +186,15 @@ def abnormal_moves(site: str, moves: Iterable[Mapping[str, Any]], params: Mappin
             continue
         qtys = [float(m.get("quantity") or m.get("product_uom_qty") or 0) for m in history]
         median = statistics.median(qtys)
-        mad = statistics.median(abs(q - median) for q in qtys)
-        if mad == 0:
-            continue
+        # A product whose moves are all alike has MAD 0: any clear deviation counts.
+        mad = statistics.median(abs(q - median) for q in qtys) or 1.0
         for m, q in zip(history, qtys, strict=True):
-            if recent_ids is not None and int(m["id"]) not in recent_ids:
+            if not m.get("is_inventory"):
                 continue
             score = abs(q - median) / (MAD_SCALE * mad)
             if score > limit:
                 rec = {"id": m["id"], "name": m.get("reference") or f"move {m['id']}"}
-                yield _obs(site, "stock_anomalies", "abnormal_move", "stock.move", rec,
+                yield _obs(site, "stock_anomalies", "abnormal_adjustment", "stock.move", rec,
                            min(4, severity_by_multiple(score, limit) + 1),
-                           f"{m2o_name(m.get('product_id'))}: moved {q:g}, usual {median:g} (score {score:.1f})",
-                           used, quantity=q, median=median, mad=mad, score=round(score, 2))
+                           f"{m2o_name(m.get('product_id'))}: adjusted by {q:g}, usual move {median:g} "
+                           f"(score {score:.1f})", used, quantity=q, median=median, mad=mad, score=round(score, 2))

@@ -5,7 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from siteops.rules.findings import Known, Observation, plan, severity_by_multiple
-from siteops.rules.stock import abnormal_moves, aging_backorders, aging_transfers, overdue_receipts, quant_anomalies
+from siteops.rules.stock import (
+    abnormal_adjustments,
+    aging_backorders,
+    aging_transfers,
+    overdue_receipts,
+    quant_anomalies,
+)
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 PARAMS = {"transfer_aging_hours": 48, "receipt_grace_days": 2, "backorder_aging_days": 7,
@@ -113,17 +119,20 @@ def test_quant_anomalies_negative_reserved_and_count_variance_levels() -> None:
     ]
     prices = {10: 1.0, 11: 400.0, 12: 20.0}
     found = {(o.record_id, o.rule): o for o in quant_anomalies("NORTH", quants, prices, PARAMS)}
-    assert set(found) == {(1, "negative_quant"), (2, "reserved_above_on_hand"), (3, "count_variance"),
-                          (5, "count_variance")}
-    assert found[(3, "count_variance")].details["review"] == "finance"  # 20 x 400 = 8,000 > 2,500
-    assert found[(5, "count_variance")].details["review"] == "warehouse_manager"  # 30 x 20 = 600
-    assert found[(3, "count_variance")].severity > found[(5, "count_variance")].severity
+    assert set(found) == {(1, "negative_quant"), (2, "reserved_above_on_hand"), (3, "count_variance_finance"),
+                          (5, "count_variance_review")}
+    # 20 x 400 = 8,000 > 2,500: finance reviews; 30 x 20 = 600: the warehouse manager does.
+    assert found[(3, "count_variance_finance")].severity > found[(5, "count_variance_review")].severity
 
 
-def test_abnormal_moves_against_the_products_own_history() -> None:
-    moves = [{"id": i, "product_id": [10, "Bolt"], "quantity": q, "state": "done", "reference": f"M{i}"}
-             for i, q in enumerate([10, 12, 9, 11, 10, 13, 8, 10, 11, 400])]
-    moves += [{"id": 100 + i, "product_id": [11, "Motor"], "quantity": q, "state": "done"}
-              for i, q in enumerate([1, 1, 2, 1])]  # too little history to judge
-    assert [o.record_id for o in abnormal_moves("NORTH", moves, PARAMS)] == [9]
-    assert list(abnormal_moves("NORTH", moves, PARAMS, recent_ids={1, 2})) == []
+def test_abnormal_adjustments_against_the_products_own_history() -> None:
+    qtys = [10, 12, 9, 11, 10, 13, 8, 10, 11, 12, 9, 10, 400, 11]
+    moves = [{"id": i, "product_id": [10, "Bolt"], "quantity": q, "state": "done", "reference": f"M{i}",
+              "is_inventory": i in (12, 13)} for i, q in enumerate(qtys)]
+    moves += [{"id": 100 + i, "product_id": [11, "Motor"], "quantity": q, "state": "done", "is_inventory": True}
+              for i, q in enumerate([1, 1, 2, 1, 900])]  # too little history to judge
+    # 400 is far out and an adjustment; 11 is an adjustment but normal.
+    assert [o.record_id for o in abnormal_adjustments("NORTH", moves, PARAMS)] == [12]
+    # The same quantity moved by a normal transfer is not an adjustment anomaly.
+    moves[12]["is_inventory"] = False
+    assert list(abnormal_adjustments("NORTH", moves, PARAMS)) == []
