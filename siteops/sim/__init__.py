@@ -1,0 +1,1 @@
+"""Simulators of the systems siteops talks to (test and demo equipment, never production code)."""

@@ -1,0 +1,380 @@
+"""Business behaviour: create/write hooks (names, computed stored fields) and the buttons.
+
+Simplified but state-faithful: `action_assign` reserves against quants, `button_validate`
+moves stock and splits a backorder for partly done moves, `button_confirm` on a purchase
+order creates its receipt. Wizards are not simulated: a partial validation always
+creates the backorder (the picking type's "Always" policy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from siteops.sim.odoo.store import Table, UserError, now_str
+
+if TYPE_CHECKING:
+    from siteops.sim.odoo.orm import Env
+
+TAX_RATE = 0.15
+
+
+def _row(env: Env, model: str, rid: Any) -> dict[str, Any]:
+    return env.db.tables[model].rows.get(rid or 0) or {}
+
+
+def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
+    db = env.db
+    model = table.name
+    if model == "stock.picking":
+        ptype = _row(env, "stock.picking.type", vals.get("picking_type_id"))
+        vals.setdefault("location_id", ptype.get("default_location_src_id"))
+        vals.setdefault("location_dest_id", ptype.get("default_location_dest_id"))
+        vals.setdefault("company_id", ptype.get("company_id"))
+        vals.setdefault("user_id", env.uid)
+        vals.setdefault("scheduled_date", now_str())
+        vals.setdefault("date", now_str())
+        if vals.get("name", "/") == "/" and ptype:
+            wh = _row(env, "stock.warehouse", ptype.get("warehouse_id"))
+            prefix = f"{wh.get('code', 'WH')}/{ptype.get('sequence_code', 'TR')}/"
+            vals["name"] = db.next_name(prefix)
+    elif model == "stock.move":
+        picking = _row(env, "stock.picking", vals.get("picking_id"))
+        for name in ("location_id", "location_dest_id", "picking_type_id", "company_id", "partner_id"):
+            if vals.get(name) is None and picking.get(name) is not None:
+                vals[name] = picking[name]
+        vals.setdefault("date", picking.get("scheduled_date") or now_str())
+        vals.setdefault("reference", picking.get("name"))
+        vals.setdefault("product_qty", vals.get("product_uom_qty", 0.0))
+        if picking and picking.get("state") not in (None, "draft"):
+            vals.setdefault("state", picking["state"])
+        ptype = _row(env, "stock.picking.type", vals.get("picking_type_id"))
+        vals.setdefault("warehouse_id", ptype.get("warehouse_id"))
+        product = _row(env, "product.product", vals.get("product_id"))
+        vals.setdefault("name", product.get("name"))
+        vals.setdefault("product_uom", product.get("uom_id"))
+    elif model == "purchase.order":
+        if vals.get("name", "New") == "New":
+            vals["name"] = db.next_name("P", 5)
+        vals.setdefault("date_order", now_str())
+        vals.setdefault("user_id", env.uid)
+        vals.setdefault("company_id", 1)
+    elif model == "purchase.order.line":
+        qty = float(vals.get("product_qty", 0.0))
+        subtotal = qty * float(vals.get("price_unit", 0.0)) * (1 - float(vals.get("discount", 0.0)) / 100)
+        vals.update(product_uom_qty=qty, price_subtotal=round(subtotal, 2),
+                    price_total=round(subtotal * (1 + TAX_RATE), 2))
+        if not vals.get("name"):
+            product = _row(env, "product.product", vals.get("product_id"))
+            vals["name"] = env.db.display_name(env.db.tables["product.product"], product) if product else "/"
+    elif model == "sale.order":
+        if vals.get("name", "New") == "New":
+            vals["name"] = db.next_name("S", 5)
+        vals.setdefault("date_order", now_str())
+        vals.setdefault("company_id", 1)
+    elif model == "mail.activity":
+        imodel = _row(env, "ir.model", vals.get("res_model_id"))
+        vals["res_model"] = imodel.get("model")
+        vals.setdefault("user_id", env.uid)
+        vals.setdefault("date_deadline", db.today())
+        if not vals.get("activity_type_id"):
+            todo = db.tables["ir.model.data"].lookup("name", "mail_activity_data_todo")
+            vals["activity_type_id"] = _row(env, "ir.model.data", next(iter(todo), 0)).get("res_id")
+    elif model == "stock.quant":
+        _quant_diff(vals, {})
+    elif model == "res.partner":
+        parent = _row(env, "res.partner", vals.get("parent_id"))
+        name = vals.get("name") or ""
+        vals["complete_name"] = f"{parent.get('name')}, {name}" if parent and name else name or False
+        vals.setdefault("company_type", "company" if vals.get("is_company") else "person")
+
+
+def _quant_diff(vals: dict[str, Any], row: dict[str, Any]) -> None:
+    merged = {**row, **vals}
+    if "inventory_quantity" in vals and "inventory_quantity_set" not in vals:
+        vals["inventory_quantity_set"] = True
+        merged["inventory_quantity_set"] = True
+    if merged.get("inventory_quantity_set"):
+        diff = float(merged.get("inventory_quantity", 0.0)) - float(merged.get("quantity", 0.0))
+        vals["inventory_diff_quantity"] = diff
+    elif "inventory_quantity_set" in vals:
+        vals["inventory_diff_quantity"] = 0.0
+
+
+def after_create(env: Env, table: Table, rid: int) -> None:
+    if table.name == "purchase.order.line":
+        _po_amounts(env, table.rows[rid]["order_id"])
+
+
+def before_write(env: Env, table: Table, rid: int, vals: dict[str, Any]) -> None:
+    if table.name == "stock.quant" and ({"inventory_quantity", "quantity", "inventory_quantity_set"} & set(vals)):
+        _quant_diff(vals, table.rows[rid])
+
+
+def _po_amounts(env: Env, order_id: int) -> None:
+    lines = env.db.tables["purchase.order.line"]
+    untaxed = sum(lines.rows[i].get("price_subtotal", 0.0) for i in lines.lookup("order_id", order_id))
+    env.db.tables["purchase.order"].update(order_id, {
+        "amount_untaxed": round(untaxed, 2), "amount_tax": round(untaxed * TAX_RATE, 2),
+        "amount_total": round(untaxed * (1 + TAX_RATE), 2)})
+
+
+# -- stock ----------------------------------------------------------------------------------
+
+
+def _moves(env: Env, picking_id: int) -> list[int]:
+    return sorted(env.db.tables["stock.move"].lookup("picking_id", picking_id))
+
+
+def _quants_at(env: Env, product_id: int, location_id: int) -> list[int]:
+    quants = env.db.tables["stock.quant"]
+    return sorted(quants.lookup("product_id", product_id) & quants.lookup("location_id", location_id))
+
+
+def _is_internal(env: Env, location_id: Any) -> bool:
+    return _row(env, "stock.location", location_id).get("usage", "internal") == "internal"
+
+
+def _add_quant(env: Env, product_id: int, location_id: int, qty: float, reserved: float = 0.0) -> None:
+    quants = env.db.tables["stock.quant"]
+    found = _quants_at(env, product_id, location_id)
+    if found:
+        row = quants.rows[found[0]]
+        quants.update(found[0], {"quantity": row.get("quantity", 0.0) + qty,
+                                 "reserved_quantity": max(0.0, row.get("reserved_quantity", 0.0) + reserved)})
+    else:
+        env.db.insert("stock.quant", {"product_id": product_id, "location_id": location_id, "quantity": qty,
+                                      "reserved_quantity": max(0.0, reserved), "in_date": now_str(),
+                                      "company_id": 1}, uid=env.uid)
+
+
+def picking_confirm(env: Env, table: Table, ids: list[int]) -> bool:
+    moves = env.db.tables["stock.move"]
+    for pid in ids:
+        if table.rows[pid].get("state", "draft") == "draft":
+            for mid in _moves(env, pid):
+                moves.update(mid, {"state": "confirmed"})
+            table.update(pid, {"state": "confirmed"})
+    return True
+
+
+def picking_assign(env: Env, table: Table, ids: list[int]) -> bool:
+    picking_confirm(env, table, ids)
+    moves = env.db.tables["stock.move"]
+    quants = env.db.tables["stock.quant"]
+    for pid in ids:
+        if table.rows[pid].get("state") not in ("confirmed", "waiting", "assigned"):
+            continue
+        any_ready = False
+        for mid in _moves(env, pid):
+            move = moves.rows[mid]
+            if move.get("state") in ("assigned", "done", "cancel"):
+                any_ready = any_ready or move.get("state") == "assigned"
+                continue
+            need = move.get("product_uom_qty", 0.0)
+            if not _is_internal(env, move.get("location_id")):
+                moves.update(mid, {"state": "assigned", "quantity": need})
+                any_ready = True
+                continue
+            for qid in _quants_at(env, move["product_id"], move["location_id"]):
+                q = quants.rows[qid]
+                free = q.get("quantity", 0.0) - q.get("reserved_quantity", 0.0)
+                take = max(0.0, min(free, need - move.get("quantity", 0.0)))
+                if take:
+                    quants.update(qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) + take})
+                    moves.update(mid, {"quantity": move.get("quantity", 0.0) + take})
+            got = move.get("quantity", 0.0)
+            state = "assigned" if got >= need else ("partially_available" if got > 0 else "confirmed")
+            moves.update(mid, {"state": state})
+            any_ready = any_ready or got > 0
+        table.update(pid, {"state": "assigned" if any_ready else "confirmed"})
+    return True
+
+
+def picking_validate(env: Env, table: Table, ids: list[int]) -> Any:
+    moves = env.db.tables["stock.move"]
+    stamp = now_str()
+    for pid in ids:
+        picking = table.rows[pid]
+        state = picking.get("state", "draft")
+        if state == "done":
+            continue
+        if state == "cancel":
+            raise UserError("You cannot validate a transfer that is cancelled.")
+        move_ids = _moves(env, pid)
+        if not move_ids:
+            raise UserError("Please add some items to move.")
+        if state == "draft":
+            picking_confirm(env, table, [pid])
+        leftovers = []
+        for mid in move_ids:
+            move = moves.rows[mid]
+            if move.get("state") in ("done", "cancel"):
+                continue
+            demand = move.get("product_uom_qty", 0.0)
+            done = move.get("quantity", 0.0) if move.get("picked") or move.get("quantity") else demand
+            done = min(done, demand) or demand
+            reserved = move.get("quantity", 0.0) if _is_internal(env, move.get("location_id")) else 0.0
+            if _is_internal(env, move.get("location_id")):
+                _add_quant(env, move["product_id"], move["location_id"], -done, -reserved)
+            if _is_internal(env, move.get("location_dest_id")):
+                _add_quant(env, move["product_id"], move["location_dest_id"], done)
+            moves.update(mid, {"state": "done", "quantity": done, "picked": True, "date": stamp})
+            if done < demand:
+                leftovers.append((move, demand - done))
+        table.update(pid, {"state": "done", "date_done": stamp})
+        if leftovers:
+            _backorder(env, table, picking, leftovers)
+    return True
+
+
+def _backorder(env: Env, table: Table, picking: dict[str, Any], leftovers: list[tuple[dict, float]]) -> int:
+    keep = ("picking_type_id", "location_id", "location_dest_id", "partner_id", "origin", "scheduled_date",
+            "company_id", "user_id", "sale_id", "purchase_id", "carrier_id", "move_type", "priority")
+    vals: dict[str, Any] = {k: picking[k] for k in keep if k in picking}
+    vals["backorder_id"] = picking["id"]
+    vals["move_ids"] = [(0, 0, {"product_id": m["product_id"], "product_uom_qty": qty,
+                                "purchase_line_id": m.get("purchase_line_id") or False})
+                        for m, qty in leftovers]
+    bid = env.create_one(table, vals)
+    picking_confirm(env, table, [bid])
+    return bid
+
+
+def picking_cancel(env: Env, table: Table, ids: list[int]) -> bool:
+    moves = env.db.tables["stock.move"]
+    for pid in ids:
+        if table.rows[pid].get("state") == "done":
+            raise UserError("You cannot cancel a transfer that is done.")
+        for mid in _moves(env, pid):
+            moves.update(mid, {"state": "cancel"})
+        table.update(pid, {"state": "cancel"})
+    return True
+
+
+def picking_unreserve(env: Env, table: Table, ids: list[int]) -> None:
+    """Like Odoo's `do_unreserve`, returns None (so the JSON-RPC reply has no `result`)."""
+    moves = env.db.tables["stock.move"]
+    quants = env.db.tables["stock.quant"]
+    for pid in ids:
+        for mid in _moves(env, pid):
+            move = moves.rows[mid]
+            if move.get("state") not in ("assigned", "partially_available"):
+                continue
+            if _is_internal(env, move.get("location_id")):
+                left = move.get("quantity", 0.0)
+                for qid in _quants_at(env, move["product_id"], move["location_id"]):
+                    q = quants.rows[qid]
+                    give = min(left, q.get("reserved_quantity", 0.0))
+                    quants.update(qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) - give})
+                    left -= give
+            moves.update(mid, {"state": "confirmed", "quantity": 0.0})
+        if table.rows[pid].get("state") == "assigned":
+            table.update(pid, {"state": "confirmed"})
+
+
+def quant_apply_inventory(env: Env, table: Table, ids: list[int]) -> bool:
+    db = env.db
+    inv_loc = next(iter(db.tables["stock.location"].lookup("usage", "inventory")), None)
+    for qid in ids:
+        q = table.rows[qid]
+        if not q.get("inventory_quantity_set"):
+            continue
+        diff = q.get("inventory_quantity", 0.0) - q.get("quantity", 0.0)
+        if diff:
+            src, dst = (inv_loc, q["location_id"]) if diff > 0 else (q["location_id"], inv_loc)
+            db.insert("stock.move", {"product_id": q["product_id"], "product_uom_qty": abs(diff),
+                                     "quantity": abs(diff), "state": "done", "date": now_str(),
+                                     "location_id": src, "location_dest_id": dst, "is_inventory": True,
+                                     "name": "Product Quantity Updated", "company_id": 1, "picked": True},
+                      uid=env.uid)
+        table.update(qid, {"quantity": q.get("inventory_quantity", 0.0), "inventory_quantity": 0.0,
+                           "inventory_diff_quantity": 0.0, "inventory_quantity_set": False,
+                           "last_count_date": db.today()})
+    return True
+
+
+# -- purchase and sale ------------------------------------------------------------------------
+
+
+def _receipt(env: Env, order: dict[str, Any]) -> None:
+    lines = env.db.tables["purchase.order.line"]
+    moves = []
+    for lid in sorted(lines.lookup("order_id", order["id"])):
+        line = lines.rows[lid]
+        if line.get("product_id"):
+            moves.append((0, 0, {"product_id": line["product_id"], "product_uom_qty": line.get("product_qty", 0.0),
+                                 "purchase_line_id": lid}))
+    if not moves:
+        return
+    pickings = env.db.tables["stock.picking"]
+    pid = env.create_one(pickings, {
+        "picking_type_id": order.get("picking_type_id"), "partner_id": order.get("partner_id"),
+        "origin": order.get("name"), "purchase_id": order["id"], "move_ids": moves,
+        "scheduled_date": order.get("date_planned") or now_str()})
+    picking_assign(env, pickings, [pid])
+
+
+def po_confirm(env: Env, table: Table, ids: list[int]) -> bool:
+    for oid in ids:
+        order = table.rows[oid]
+        if order.get("state", "draft") not in ("draft", "sent"):
+            continue
+        company = _row(env, "res.company", order.get("company_id"))
+        if (company.get("po_double_validation") == "two_step"
+                and order.get("amount_total", 0.0) >= company.get("po_double_validation_amount", 0.0)):
+            table.update(oid, {"state": "to approve"})
+        else:
+            po_approve(env, table, [oid], force=True)
+    return True
+
+
+def po_approve(env: Env, table: Table, ids: list[int], force: bool = False) -> dict[str, Any]:
+    for oid in ids:
+        order = table.rows[oid]
+        if order.get("state", "draft") not in ("to approve", "draft", "sent"):
+            continue
+        table.update(oid, {"state": "purchase", "date_approve": now_str()})
+        _receipt(env, table.rows[oid])
+    return {}
+
+
+def po_cancel(env: Env, table: Table, ids: list[int]) -> bool:
+    for oid in ids:
+        table.update(oid, {"state": "cancel"})
+    return True
+
+
+def so_confirm(env: Env, table: Table, ids: list[int]) -> bool:
+    for oid in ids:
+        if table.rows[oid].get("state", "draft") in ("draft", "sent"):
+            table.update(oid, {"state": "sale"})
+    return True
+
+
+def activity_feedback(env: Env, table: Table, ids: list[int], feedback: Any = False,
+                      attachment_ids: Any = None) -> Any:
+    message_id: Any = False
+    for aid in ids:
+        act = table.rows[aid]
+        target = env.db.tables.get(act.get("res_model") or "")
+        if target is not None and act.get("res_id") in target.rows:
+            message_id = env.m_message_post(target, [act["res_id"]], body=feedback or act.get("summary") or "",
+                                            message_type="notification")
+        table.delete(aid)
+    return message_id
+
+
+ACTIONS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("stock.picking", "action_confirm"): lambda env, t, ids: picking_confirm(env, t, ids),
+    ("stock.picking", "action_assign"): lambda env, t, ids: picking_assign(env, t, ids),
+    ("stock.picking", "button_validate"): lambda env, t, ids: picking_validate(env, t, ids),
+    ("stock.picking", "action_cancel"): lambda env, t, ids: picking_cancel(env, t, ids),
+    ("stock.picking", "do_unreserve"): lambda env, t, ids: picking_unreserve(env, t, ids),
+    ("stock.quant", "action_apply_inventory"): lambda env, t, ids: quant_apply_inventory(env, t, ids),
+    ("purchase.order", "button_confirm"): lambda env, t, ids: po_confirm(env, t, ids),
+    ("purchase.order", "button_approve"): lambda env, t, ids, force=False: po_approve(env, t, ids),
+    ("purchase.order", "button_cancel"): lambda env, t, ids: po_cancel(env, t, ids),
+    ("sale.order", "action_confirm"): lambda env, t, ids: so_confirm(env, t, ids),
+    ("mail.activity", "action_feedback"): activity_feedback,
+}

@@ -1,0 +1,133 @@
+"""Fault injection and the request log, for tests that assert what a client did and suffered.
+
+Faults are set in-process (`server.faults.set(...)`) or over HTTP on `/__sim__/faults`,
+a path real Odoo doesn't have, so a test driving a subprocess can use it too.
+Random faults draw from a seeded generator, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class FaultConfig:
+    latency: float = 0.0  # seconds added to every matching request
+    methods: list[str] = field(default_factory=list)  # limit latency/errors to these methods ("" = all)
+    error_rate: float = 0.0  # fraction of requests answered with `error_status`
+    error_status: int = 503
+    drop_rate: float = 0.0  # fraction of requests whose connection is closed without a response
+    rate_limit_rate: float = 0.0  # fraction answered 429 with Retry-After
+    retry_after: float = 1.0
+    outage_start: float = 0.0  # time.time() window during which every request fails
+    outage_end: float = 0.0
+    outage_mode: str = "503"  # "503" | "drop"
+    slow_page_min: int = 0  # a search_read/read returning at least this many records...
+    slow_page_seconds: float = 0.0  # ...waits this long first
+    auth_revoked: bool = False  # every credential check fails (AccessDenied / 401)
+    seed: int = 0
+
+
+@dataclass
+class Decision:
+    latency: float = 0.0
+    status: int | None = None  # answer with this HTTP status and no JSON body
+    drop: bool = False
+    retry_after: float | None = None
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.config = FaultConfig()
+        self._rng = random.Random(0)
+
+    def set(self, **changes: Any) -> FaultConfig:
+        """Change some fault settings; `outage_seconds=N` (with `outage_in=M`) opens a window."""
+        with self._lock:
+            outage = changes.pop("outage_seconds", None)
+            start_in = float(changes.pop("outage_in", 0.0))
+            known = {f.name for f in fields(FaultConfig)}
+            unknown = set(changes) - known
+            if unknown:
+                raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+            for name, value in changes.items():
+                setattr(self.config, name, value)
+            if outage is not None:
+                self.config.outage_start = time.time() + start_in
+                self.config.outage_end = self.config.outage_start + float(outage)
+            if "seed" in changes:
+                self._rng = random.Random(self.config.seed)
+            return self.config
+
+    def reset(self) -> None:
+        with self._lock:
+            self.config = FaultConfig()
+            self._rng = random.Random(0)
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return asdict(self.config)
+
+    def decide(self, method: str) -> Decision:
+        """What happens to one request for `method` (e.g. "search_read", "login")."""
+        with self._lock:
+            c = self.config
+            d = Decision()
+            now = time.time()
+            if c.outage_start <= now < c.outage_end:
+                if c.outage_mode == "drop":
+                    d.drop = True
+                else:
+                    d.status = 503
+                return d
+            if c.methods and method not in c.methods:
+                return d
+            d.latency = c.latency
+            if c.drop_rate and self._rng.random() < c.drop_rate:
+                d.drop = True
+            elif c.rate_limit_rate and self._rng.random() < c.rate_limit_rate:
+                d.status = 429
+                d.retry_after = c.retry_after
+            elif c.error_rate and self._rng.random() < c.error_rate:
+                d.status = c.error_status
+            return d
+
+    def slow_page(self, records: int) -> float:
+        c = self.config
+        return c.slow_page_seconds if c.slow_page_min and records >= c.slow_page_min else 0.0
+
+    @property
+    def auth_revoked(self) -> bool:
+        return self.config.auth_revoked
+
+
+class RequestLog:
+    """What the server received: one entry per HTTP request (bounded)."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+
+    def add(self, **entry: Any) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def count(self, **match: Any) -> int:
+        return sum(1 for e in self.entries() if all(e.get(k) == v for k, v in match.items()))
