@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery, signals
 
 from siteops.queues import PLATFORM_QUEUE, SiteRouter, declare_queues
+from siteops.redaction import refuse_secret_arguments
 from siteops.schedules.beat import BEAT_KEY_PREFIX, BEAT_LOCK_TIMEOUT, BEAT_MAX_INTERVAL
 from siteops.settings import get_settings
 from siteops.sites import get_registry
@@ -38,10 +39,24 @@ if TASK_TIME_LIMIT + registry.retry.backoff_cap_seconds >= VISIBILITY_TIMEOUT:
         f"({registry.retry.backoff_cap_seconds}s) in {registry.path}"
     )
 
-app = Celery(
+class SiteopsCelery(Celery):  # type: ignore[misc]
+    """Refuses secret-looking keyword arguments on every way in: `apply_async`, `delay`,
+    `send_task` by name and `celery call` all pass through `send_task`."""
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        refuse_secret_arguments(name, kwargs)
+        return super().send_task(name, args, kwargs, **options)
+
+
+app = SiteopsCelery(
     "siteops",
     task_cls="siteops.tasks.base:SiteopsTask",
-    include=["siteops.tasks.ops", *filter(None, settings.task_modules.split(","))],
+    include=[
+        "siteops.tasks.ops",
+        "siteops.tasks.scans",
+        "siteops.tasks.alerts",
+        *filter(None, settings.task_modules.split(",")),
+    ],
 )
 
 config: dict[str, Any] = {

@@ -41,5 +41,7 @@ def configure(level: str | int = "INFO") -> None:
     handler.setFormatter(logging.Formatter(FORMAT))
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # odoorpc logs whole requests, password included, at DEBUG: never let it through.
-    logging.getLogger("odoorpc").setLevel(logging.WARNING)
+    # odoorpc logs whole requests, password included, at DEBUG; httpx logs every URL at
+    # INFO, credentials or tokens in it included: never let them through.
+    for name in ("odoorpc", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

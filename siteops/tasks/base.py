@@ -35,6 +35,7 @@ from celery.worker.request import Request
 from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
 from siteops.observability.logging import log_context
 from siteops.observability.metrics import DEAD_LETTERS, TASK_DURATION, TASK_RETRIES, TASK_RUNS
+from siteops.redaction import refuse_secret_arguments
 from siteops.sites import get_registry
 from siteops.store import audit, operations
 from siteops.store.models import RunState, utcnow
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TASK_NAME = re.compile(r"^siteops\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-# Secrets never travel in task arguments (Flower shows them, dead letters keep them).
-SECRET_ARG = re.compile(r"(?i)(passw|secret|token|api_?key|credential|auth)")
 
 
 def backoff_delay(retries: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -75,12 +74,8 @@ class SiteopsTask(Task):  # type: ignore[misc]
 
     def apply_async(self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None,
                     **options: Any) -> Any:
-        for key in kwargs or {}:
-            if SECRET_ARG.search(key):
-                raise ValueError(
-                    f"{self.name}: argument {key!r} looks like a secret; secrets come from the "
-                    "worker's environment, never from task arguments"
-                )
+        # Before Celery's own argument check, so the refusal says why.
+        refuse_secret_arguments(self.name, kwargs)
         return super().apply_async(args, kwargs, **options)
 
     # -- run -----------------------------------------------------------------------
