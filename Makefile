@@ -39,6 +39,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/exporter_scrape.py
+	$(BIN)/python bench/scan_cycle.py
 
 worker: $(STAMP)
 	@test -n "$(SITE)" || { echo "usage: make worker SITE=NORTH"; exit 2; }

@@ -362,6 +362,15 @@ def report_sites(
         err.print(f"chart written to {written}")
 
 
+@sim_app.command("odoo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                 add_help_option=False)
+def sim_odoo(ctx: typer.Context) -> None:
+    """The Odoo simulator with the demo network: --port 8069 --seed 7 --scale 1 [--odoo-version 17] ... (--help)."""
+    from siteops.sim.odoo import main as sim_main
+
+    raise typer.Exit(sim_main(list(ctx.args)))
+
+
 @sim_app.command("webhook")
 def sim_webhook(
     port: Annotated[int, typer.Option()] = 8070,
@@ -465,12 +474,18 @@ def run(
     concurrency: Annotated[int, typer.Option("-c", "--concurrency", help="Pool size per site worker")] = 1,
     flower_port: Annotated[int, typer.Option()] = 5555,
     exporter_port: Annotated[int, typer.Option()] = 9808,
+    odoo_port: Annotated[int, typer.Option(help="Port of the Odoo simulator")] = 8069,
+    webhook_port: Annotated[int, typer.Option(help="Port of the demo webhook receiver")] = 8070,
+    odoo_url: Annotated[str | None, typer.Option(help="A real Odoo instead of the simulator "
+                                                 "(credentials from SITEOPS_ODOO_*)")] = None,
 ) -> None:
-    """The embedded stack: private Redis, store, a worker per site, platform worker, beat, Flower, exporter."""
+    """The embedded stack: private Redis, store, Odoo simulator, webhook receiver, a worker per site,
+    platform worker, beat, Flower, exporter."""
     from siteops.runner import run_stack
 
     registry()
-    raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port))
+    raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port,
+                               odoo_port=odoo_port, webhook_port=webhook_port, odoo_url=odoo_url))
 
 
 @app.command()

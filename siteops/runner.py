@@ -68,7 +68,17 @@ def flower_credentials(var: Path) -> tuple[str, Path | None]:
     return path.read_text().strip(), path
 
 
-def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: int = 9808) -> int:
+def secret_file(var: Path, name: str) -> Path:
+    """A generated secret kept in var/ (0600), the same across runs."""
+    path = var / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path
+
+
+def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: int = 9808, odoo_port: int = 8069,
+              webhook_port: int = 8070, odoo_url: str | None = None, initial_scans: bool = True) -> int:
     settings = get_settings()
     registry = get_registry()
     var = settings.var.resolve()
@@ -82,7 +92,11 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
         console.print(f"[red]port {port} is busy: is another `make run` (or Redis) running there? "
                       f"Set SITEOPS_BROKER_URL=redis://127.0.0.1:<port>/0 to use another.[/]")
         return 2
-    for busy, what in ((flower_port, "Flower; pass --flower-port"), (exporter_port, "exporter; pass --exporter-port")):
+    ports = [(flower_port, "Flower; pass --flower-port"), (exporter_port, "exporter; pass --exporter-port"),
+             (webhook_port, "webhook receiver; pass --webhook-port")]
+    if odoo_url is None:
+        ports.append((odoo_port, "Odoo simulator; pass --odoo-port"))
+    for busy, what in ports:
         if port_in_use(busy):
             console.print(f"[red]port {busy} ({what}) is busy.[/]")
             return 2
@@ -96,6 +110,16 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
     shutil.rmtree(prom, ignore_errors=True)
     prom.mkdir(parents=True)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
+    # Odoo: the simulator with the demo network, unless a real Odoo's URL is given (its
+    # credentials then come from the environment, as in production).
+    if odoo_url is None:
+        env.update(SITEOPS_ODOO_URL=f"http://127.0.0.1:{odoo_port}", SITEOPS_ODOO_DB="demo",
+                   SITEOPS_ODOO_LOGIN="admin", SITEOPS_ODOO_PASSWORD="admin")
+    else:
+        env["SITEOPS_ODOO_URL"] = odoo_url
+    # Alerts go to the demo webhook receiver (it stands in for an n8n workflow).
+    env.update(SITEOPS_WEBHOOK_URL=f"http://127.0.0.1:{webhook_port}/siteops",
+               SITEOPS_WEBHOOK_SECRET_FILE=str(secret_file(var, "webhook-secret")))
 
     server = RedisServer(port=port, data_dir=var / "redis", persistent=True)
     siteops = [sys.executable, "-m", "siteops.cli"]
@@ -105,6 +129,14 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
               logs / f"worker-{s.code}.log")
         for s in registry
     ]
+    sims = []
+    if odoo_url is None:
+        sims.append(Child("odoo simulator", [*siteops, "sim", "odoo", "--port", str(odoo_port), "--seed", "7",
+                                             "--scale", "1", "--truth", str(var / "odoo-truth.json")],
+                          logs / "odoo-sim.log"))
+    sims.append(Child("webhook receiver", [*siteops, "sim", "webhook", "--port", str(webhook_port)],
+                      logs / "webhook-sim.log"))
+    children = sims + children
     children += [
         Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log"),
         Child("beat", [*siteops, "beat"], logs / "beat.log"),
@@ -127,7 +159,15 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
             from siteops.store import upgrade
 
             upgrade()
+            for child in sims:
+                status.update(f"starting the {child.name}…")
+                child.start(env)
+            if odoo_url is None:
+                wait_until(lambda: _http_ok(f"http://127.0.0.1:{odoo_port}/web/webclient/version_info", post=True)
+                           or stopping, 120, "the Odoo simulator", interval=0.3)
             for child in children:
+                if child in sims:
+                    continue
                 status.update(f"starting {child.name}…")
                 child.start(env)
             client = redis.Redis(port=port)
@@ -149,7 +189,13 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
             status.update("waiting for the exporter…")
             wait_until(lambda: _http_ok(f"http://127.0.0.1:{exporter_port}/metrics") or stopping, 60,
                        "the exporter", interval=0.3)
+        if initial_scans:
+            _first_scans(registry, env)
         _print_summary(settings.broker_url, flower_port, exporter_port, auth_file, var, children)
+        if odoo_url is None:
+            console.print(f"Odoo simulator: http://127.0.0.1:{odoo_port} (database demo, login admin, password "
+                          f"admin); ground truth in {var / 'odoo-truth.json'}")
+        console.print(f"webhook receiver: http://127.0.0.1:{webhook_port}/ (GET lists the alerts it received)")
         while not stopping:
             _supervise(children, env)
             time.sleep(0.5)
@@ -173,11 +219,28 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
         console.print("stopped: every process this run started has exited.")
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, post: bool = False) -> bool:
     try:
+        if post:
+            body = {"jsonrpc": "2.0", "method": "call", "params": {}}
+            return httpx.post(url, json=body, timeout=2).status_code == 200
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _first_scans(registry: object, env: dict[str, str]) -> None:
+    """One scan of every kind for every site now, rather than at beat's next slot."""
+    from siteops.rules.findings import KINDS
+
+    os.environ.update({k: v for k, v in env.items() if k.startswith("SITEOPS_")})
+    from siteops.celery_app import app
+
+    app.loader.import_default_modules()
+    for site in registry:  # type: ignore[attr-defined]
+        for kind in KINDS:
+            app.tasks[f"siteops.scan.{kind}"].delay(site.code)
+    console.print("first scans enqueued for every site: `siteops findings` shows what they found")
 
 
 def _supervise(children: list[Child], env: dict[str, str]) -> None:

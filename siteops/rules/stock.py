@@ -126,43 +126,64 @@ MOVE_FIELDS = ["id", "reference", "product_id", "product_uom_qty", "quantity", "
                "location_dest_id", "picking_id", "is_inventory"]
 
 
-def quant_anomalies(site: str, quants: Iterable[Mapping[str, Any]], prices: Mapping[int, float],
-                    params: Mapping[str, Any]) -> Iterator[Observation]:
-    """Negative on hand, reserved above on hand, and counts that differ beyond the thresholds.
-
-    `prices`: product id -> standard price, to value a count difference. Above the
-    quantity threshold and the review value, the warehouse manager reviews; above the
-    finance value as well, finance does (higher severity).
-    """
-    qty_limit = float(params["variance_qty_threshold"])
-    review, finance = float(params["variance_value_review"]), float(params["variance_value_finance"])
+def quant_state_anomalies(site: str, quants: Iterable[Mapping[str, Any]]) -> Iterator[Observation]:
+    """Negative on hand, and reserved above on hand (judged one quant at a time, streaming)."""
     for q in quants:
-        product = m2o_name(q.get("product_id")) or "?"
-        location = m2o_name(q.get("location_id")) or "?"
         on_hand = float(q.get("quantity") or 0)
         reserved = float(q.get("reserved_quantity") or 0)
+        if on_hand >= 0 and not reserved > on_hand:
+            continue
+        product = m2o_name(q.get("product_id")) or "?"
+        location = m2o_name(q.get("location_id")) or "?"
         rec = {"id": q["id"], "name": f"{product} @ {location}"}
         if on_hand < 0:
             yield _obs(site, "stock_anomalies", "negative_quant", "stock.quant", rec, 3,
                        f"negative stock: {product} at {location} is {on_hand:g}", {}, quantity=on_hand)
-        elif reserved > on_hand and reserved > 0:
+        else:
             yield _obs(site, "stock_anomalies", "reserved_above_on_hand", "stock.quant", rec, 2,
                        f"{product} at {location}: {reserved:g} reserved but {on_hand:g} on hand", {},
                        quantity=on_hand, reserved_quantity=reserved)
-        if q.get("inventory_quantity_set"):
-            diff = float(q.get("inventory_diff_quantity") or 0)
-            product_id = m2o_id(q.get("product_id"))
-            value = abs(diff) * float(prices.get(product_id or 0, 0.0))
-            if abs(diff) > qty_limit and value > review:
-                level = "finance" if value > finance else "review"
-                used = {"variance_qty_threshold": qty_limit, "variance_value_review": review,
-                        "variance_value_finance": finance}
-                reviewer = "finance" if level == "finance" else "the warehouse manager"
-                yield _obs(site, "stock_anomalies", f"count_variance_{level}", "stock.quant", rec,
-                           3 if level == "finance" else 2,
-                           f"count of {product} at {location} differs by {diff:+g} ({value:,.0f} in value); "
-                           f"to be reviewed by {reviewer}", used, difference=diff, value=round(value, 2),
-                           review=level)
+
+
+def count_variance_candidate(q: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    """A counted quant whose difference passes the quantity threshold (its value decides)."""
+    return bool(q.get("inventory_quantity_set")) and abs(float(q.get("inventory_diff_quantity") or 0)) > float(
+        params["variance_qty_threshold"])
+
+
+def count_variances(site: str, quants: Iterable[Mapping[str, Any]], prices: Mapping[int, float],
+                    params: Mapping[str, Any]) -> Iterator[Observation]:
+    """Counts that differ beyond the thresholds, valued at the product's standard price.
+
+    Above the quantity threshold and the review value, the warehouse manager reviews;
+    above the finance value, finance does (higher severity).
+    """
+    qty_limit = float(params["variance_qty_threshold"])
+    review, finance = float(params["variance_value_review"]), float(params["variance_value_finance"])
+    used = {"variance_qty_threshold": qty_limit, "variance_value_review": review, "variance_value_finance": finance}
+    for q in quants:
+        if not count_variance_candidate(q, params):
+            continue
+        diff = float(q.get("inventory_diff_quantity") or 0)
+        value = abs(diff) * float(prices.get(m2o_id(q.get("product_id")) or 0, 0.0))
+        if value <= review:
+            continue
+        level = "finance" if value > finance else "review"
+        product = m2o_name(q.get("product_id")) or "?"
+        location = m2o_name(q.get("location_id")) or "?"
+        reviewer = "finance" if level == "finance" else "the warehouse manager"
+        yield _obs(site, "stock_anomalies", f"count_variance_{level}", "stock.quant",
+                   {"id": q["id"], "name": f"{product} @ {location}"}, 3 if level == "finance" else 2,
+                   f"count of {product} at {location} differs by {diff:+g} ({value:,.0f} in value); "
+                   f"to be reviewed by {reviewer}", used, difference=diff, value=round(value, 2), review=level)
+
+
+def quant_anomalies(site: str, quants: Iterable[Mapping[str, Any]], prices: Mapping[int, float],
+                    params: Mapping[str, Any]) -> Iterator[Observation]:
+    """Every quant anomaly of a list of quants (the scan streams the two halves separately)."""
+    quants = list(quants)
+    yield from quant_state_anomalies(site, quants)
+    yield from count_variances(site, quants, prices, params)
 
 
 def abnormal_adjustments(site: str, moves: Iterable[Mapping[str, Any]], params: Mapping[str, Any]

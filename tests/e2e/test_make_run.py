@@ -34,13 +34,14 @@ def processes_with(marker: str) -> list[int]:
 
 def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Path) -> None:
     var = tmp_path / "var"
-    flower_port, exporter_port = _free_port(), _free_port()
+    flower_port, exporter_port, odoo_port, webhook_port = _free_port(), _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SITEOPS_", "PROMETHEUS_", "FLOWER_"))}
     env.update(SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
     log = tmp_path / "run.out"
     with open(log, "wb") as out:
         run = subprocess.Popen([sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port),
-                                "--exporter-port", str(exporter_port)],
+                                "--exporter-port", str(exporter_port), "--odoo-port", str(odoo_port),
+                                "--webhook-port", str(webhook_port)],
                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         poll(lambda: "siteops is running" in log.read_text() or run.poll() is not None, 120, "the stack to start")
@@ -48,7 +49,7 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         text = log.read_text()
         for part in ("worker CW", "worker NORTH", "worker SOUTH", "worker EAST", "worker WEB", "worker platform",
                      "beat", "flower", "exporter", f"http://127.0.0.1:{flower_port}/",
-                     f"http://127.0.0.1:{exporter_port}/metrics"):
+                     f"http://127.0.0.1:{exporter_port}/metrics", "odoo simulator", "webhook receiver"):
             assert part in text
 
         ping = subprocess.run([sys.executable, "-m", "siteops.cli", "enqueue", "siteops.ops.ping", "--site",
@@ -74,6 +75,26 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         for site in ("CW", "NORTH", "SOUTH", "EAST", "WEB", "platform"):
             assert f'siteops_workers_alive{{site="{site}"}} 1.0' in metrics
         assert "siteops_beat_last_tick_timestamp_seconds" in metrics
+
+        # The first scans ran on the demo data: exactly the planted findings, each with its
+        # activity in the simulated Odoo and its webhook delivery.
+        truth = json.loads((var / "odoo-truth.json").read_text())
+        planted = sum(len(v["ids"]) if "ids" in v else sum(len(x["ids"]) for x in v.values())
+                      for site in truth["sites"].values() for k, v in site.items()
+                      if k in ("aging_transfers", "overdue_receipts", "aging_backorders", "stock_anomalies"))
+
+        def findings() -> list[dict]:
+            out = subprocess.run([sys.executable, "-m", "siteops.cli", "findings", "--json"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=60)
+            return json.loads(out.stdout) if out.returncode == 0 else []
+
+        found = poll(lambda: (f := findings()) and len(f) >= planted and f, 120, "the first scans' findings",
+                     interval=1)
+        assert len(found) == planted
+        assert {f["site"] for f in found} == {"CW", "NORTH", "SOUTH", "EAST", "WEB"}
+        hooks = poll(lambda: (d := httpx.get(f"http://127.0.0.1:{webhook_port}/", timeout=5).json()["deliveries"])
+                     and len(d) >= planted and d, 120, "a webhook delivery per finding", interval=1)
+        assert len(hooks) == planted
     finally:
         run.send_signal(signal.SIGINT)
         run.wait(60)
