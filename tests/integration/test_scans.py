@@ -188,3 +188,59 @@ def test_escalation_fires_once_to_the_second_recipient(workers, odoo, hooks) -> 
     delivery = f"CW:{target.id}:escalated"
     poll(lambda: delivery in hooks.deliveries, 30, "the escalation webhook")
     assert [a["delivery"] for a in hooks.attempts].count(delivery) == 1
+
+
+def siteops(*args: str) -> str:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_findings_commands_report_and_metrics_show_the_same_state(workers, odoo, tmp_path) -> None:
+    import json
+
+    import redis
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from siteops.observability.exporter import build_registry
+    from siteops.sites import get_registry
+    from siteops.store import findings
+    from tests.conftest import REDIS_PORT
+
+    scan("EAST", "aging_backorders")
+    listed = json.loads(siteops("findings", "--site", "EAST", "--kind", "aging_backorders", "--json"))
+    assert {f["record_id"] for f in listed if f["status"] == "open"} == set(
+        odoo.server.truth["sites"]["EAST"]["aging_backorders"]["ids"])
+    assert {"id", "site", "kind", "model", "record_id", "status", "severity", "first_seen", "last_seen"} <= set(
+        listed[0])
+
+    # Acknowledged: someone is on it. It stays active, and a scan does not reopen or duplicate it.
+    acked = json.loads(siteops("findings", "ack", str(listed[0]["id"]), "--by", "east.manager"))
+    assert acked["status"] == "acknowledged" and acked["acknowledged_by"] == "east.manager"
+    scan("EAST", "aging_backorders")
+    assert findings.get(listed[0]["id"]).status == "acknowledged"
+    assert len(json.loads(siteops("findings", "--site", "EAST", "--kind", "aging_backorders", "--json"))) == len(
+        listed)
+
+    # The exporter counts the same open findings and knows when each scan last completed.
+    reg = build_registry(get_registry(), redis.Redis(port=REDIS_PORT))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(generate_latest(reg).decode()) for s in fam.samples}
+    assert samples[("siteops_findings_open", (("kind", "aging_backorders"), ("site", "EAST")))] == len(listed)
+    assert samples[("siteops_scan_last_success_timestamp_seconds", (("kind", "aging_backorders"), ("site", "EAST")))]
+
+    # The sites report compares them, as a table, JSON, and a chart.
+    report = {r["site"]: r for r in json.loads(siteops("report", "sites", "--json"))}
+    assert report["EAST"]["open_aging_backorders"] == len(listed)
+    siteops("report", "sites", "--out", str(tmp_path / "sites.html"))
+    html = (tmp_path / "sites.html").read_text()
+    assert "<svg" in html and "EAST" in html and "Open findings by kind" in html
+    siteops("report", "sites", "--out", str(tmp_path / "sites.png"))
+    assert (tmp_path / "sites.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,53 @@
+"""Beat schedules as data: one entry per site and kind, overrides, switched-off scans, stagger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery.schedules import crontab, schedule
+
+from siteops.schedules import build_beat_schedule, describe
+from siteops.sites import load_registry
+from tests.conftest import ROOT
+
+
+def test_the_demo_network_gets_a_scan_per_site_and_kind() -> None:
+    entries = build_beat_schedule(load_registry(ROOT / "sites.toml"))
+    scans = {name: e for name, e in entries.items() if name.startswith("scan:")}
+    assert len(scans) == 5 * 4
+    web = scans["scan:WEB:aging_transfers"]
+    assert web["task"] == "siteops.scan.aging_transfers" and web["args"] == ["WEB"]
+    assert web["options"]["queue"] == "site.WEB"
+    # WEB's own 5-minute schedule, expiring before the next run is due.
+    assert isinstance(web["schedule"], crontab) and web["schedule"]._orig_minute.endswith("/5")
+    assert web["options"]["expires"] < 5 * 60
+    # Sites are staggered: no two sites scan aging transfers in the same minute.
+    minutes = {scans[f"scan:{s}:aging_transfers"]["schedule"]._orig_minute for s in ("CW", "NORTH", "SOUTH", "EAST")}
+    assert len(minutes) == 4
+    assert entries["recover-lost-work"]["options"]["queue"] == "platform"
+
+
+def test_a_scan_switched_off_for_one_site_and_odd_intervals(tmp_path: Path) -> None:
+    path = tmp_path / "sites.toml"
+    path.write_text("""
+[policy]
+site_tunable = ["schedules"]
+[policy.defaults.schedules]
+aging_transfers = 15
+overdue_receipts = 45
+stock_anomalies = 120
+aging_backorders = 0
+[sites.A]
+responsible = ["a"]
+schedules = { aging_transfers = 0 }
+[sites.B]
+responsible = ["b"]
+""")
+    entries = build_beat_schedule(load_registry(path))
+    assert "scan:A:aging_transfers" not in entries and "scan:B:aging_transfers" in entries
+    assert not any(name.endswith(":aging_backorders") for name in entries)  # off for everyone
+    odd = entries["scan:B:overdue_receipts"]["schedule"]  # 45 min does not divide the hour
+    assert isinstance(odd, schedule) and odd.run_every.total_seconds() == 45 * 60
+    assert entries["scan:A:stock_anomalies"]["schedule"]._orig_hour == "*/2"
+    rows = describe(entries)
+    assert {r["name"] for r in rows} == set(entries) and all(r["expires"] > 0 for r in rows)
