@@ -6,6 +6,7 @@ process and every worker it starts agree on the broker, the store and the sites 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -217,9 +218,6 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database; the store module is pointed at it for the test."""
     import sqlalchemy as sa
 
-    from siteops.settings import get_settings
-    from siteops.store import reset_engine, upgrade
-
     if request.param == "sqlite":
         url = f"sqlite:///{TMP / f'store-{uuid.uuid4().hex[:8]}.db'}"
         cleanup: Callable[[], None] = lambda: None  # noqa: E731
@@ -237,6 +235,19 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
 
+    try:
+        with use_store(url):
+            yield url
+    finally:
+        cleanup()
+
+
+@contextlib.contextmanager
+def use_store(url: str) -> Iterator[str]:
+    """Point this process's store at `url` (migrated) for the duration of the block."""
+    from siteops.settings import get_settings
+    from siteops.store import reset_engine, upgrade
+
     previous = os.environ["SITEOPS_DATABASE_URL"]
     os.environ["SITEOPS_DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -248,7 +259,6 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
         reset_engine()
         os.environ["SITEOPS_DATABASE_URL"] = previous
         get_settings.cache_clear()
-        cleanup()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -86,21 +86,10 @@ def scan(site: str, kind: str, finished: dt.datetime, status: str = "complete") 
 @pytest.fixture
 def private_store(tmp_path: Path) -> Iterator[str]:
     """A store of this test's own: other tests' scan runs must not refresh NORTH's scans."""
-    from siteops.settings import get_settings
-    from siteops.store import reset_engine, upgrade
+    from tests.conftest import use_store
 
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    previous = os.environ["SITEOPS_DATABASE_URL"]
-    os.environ["SITEOPS_DATABASE_URL"] = url
-    get_settings.cache_clear()
-    reset_engine()
-    try:
-        upgrade()
+    with use_store(f"sqlite:///{tmp_path / 'store.db'}") as url:
         yield url
-    finally:
-        reset_engine()
-        os.environ["SITEOPS_DATABASE_URL"] = previous
-        get_settings.cache_clear()
 
 
 class PrometheusAPI:

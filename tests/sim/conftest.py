@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -26,14 +25,9 @@ SITES = [
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
     """Poll with a deadline (never sleep as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+    from tests.conftest import poll
+
+    return poll(predicate, timeout, what, interval=0.01)
 
 
 def make_sim(version: int = 17, scale: float = 0.3, seed: int = 7) -> tuple[OdooSim, dict[str, Any]]:
