@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/exporter_scrape.py
 	$(BIN)/python bench/scan_cycle.py
+	$(BIN)/python bench/odoo_fetch.py
+	$(BIN)/python bench/sim_page.py
 
 worker: $(STAMP)
 	@test -n "$(SITE)" || { echo "usage: make worker SITE=NORTH"; exit 2; }
