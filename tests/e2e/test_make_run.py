@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +38,32 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
     flower_port, exporter_port, odoo_port, webhook_port = _free_port(), _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SITEOPS_", "PROMETHEUS_", "FLOWER_"))}
     env.update(SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
+    argv = [sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port), "--exporter-port",
+            str(exporter_port), "--odoo-port", str(odoo_port), "--webhook-port", str(webhook_port)]
+
+    def start(log: Path) -> subprocess.Popen[bytes]:
+        with open(log, "wb") as out:
+            return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+    def stop(run: subprocess.Popen[bytes], log: Path) -> None:
+        run.send_signal(signal.SIGINT)
+        run.wait(60)
+        assert "stopped: every process this run started has exited." in log.read_text()
+        assert run.returncode == 0
+        assert processes_with(str(var)) == []
+
+    def findings() -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "siteops.cli", "findings", "--json"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout) if out.returncode == 0 else []
+
+    def complete_scans() -> int:
+        with sqlite3.connect(var / "siteops.db") as db:
+            return int(db.execute("select count(*) from scan_runs where status = 'complete'").fetchone()[0])
+
     log = tmp_path / "run.out"
-    with open(log, "wb") as out:
-        run = subprocess.Popen([sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port),
-                                "--exporter-port", str(exporter_port), "--odoo-port", str(odoo_port),
-                                "--webhook-port", str(webhook_port)],
-                               cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    run = start(log)
     try:
         poll(lambda: "siteops is running" in log.read_text() or run.poll() is not None, 120, "the stack to start")
         assert run.poll() is None, log.read_text()
@@ -83,11 +104,6 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
                       for site in truth["sites"].values() for k, v in site.items()
                       if k in ("aging_transfers", "overdue_receipts", "aging_backorders", "stock_anomalies"))
 
-        def findings() -> list[dict]:
-            out = subprocess.run([sys.executable, "-m", "siteops.cli", "findings", "--json"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=60)
-            return json.loads(out.stdout) if out.returncode == 0 else []
-
         found = poll(lambda: (f := findings()) and len(f) >= planted and f, 120, "the first scans' findings",
                      interval=1)
         assert len(found) == planted
@@ -95,9 +111,26 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         hooks = poll(lambda: (d := httpx.get(f"http://127.0.0.1:{webhook_port}/", timeout=5).json()["deliveries"])
                      and len(d) >= planted and d, 120, "a webhook delivery per finding", interval=1)
         assert len(hooks) == planted
+        import odoorpc
+
+        odoo = odoorpc.ODOO("127.0.0.1", port=odoo_port, version="17.0")
+        odoo.login("demo", "admin", "admin")
+        poll(lambda: odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) >= planted, 60,
+             "an Odoo activity per finding")
+        assert odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) == planted
     finally:
-        run.send_signal(signal.SIGINT)
-        run.wait(60)
-    assert "stopped: every process this run started has exited." in log.read_text()
-    assert run.returncode == 0
-    assert processes_with(str(var)) == []
+        stop(run, log)
+
+    # A second `make run` keeps the state: the same findings (not reopened, not re-alerted).
+    scans_before = complete_scans()
+    log2 = tmp_path / "run2.out"
+    run = start(log2)
+    try:
+        poll(lambda: "siteops is running" in log2.read_text() or run.poll() is not None, 120, "the second start")
+        poll(lambda: complete_scans() >= scans_before + 20, 120, "the second run's first scans")
+        again = findings()
+        assert sorted((f["id"], f["first_seen"]) for f in again) == sorted((f["id"], f["first_seen"]) for f in found)
+        assert {f["status"] for f in again} == {"open"}
+        assert httpx.get(f"http://127.0.0.1:{webhook_port}/", timeout=5).json()["deliveries"] == {}
+    finally:
+        stop(run, log2)
