@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from siteops.sim.odoo import actions
+from siteops.sim.odoo import actions, webhooks
 from siteops.sim.odoo.domain import name_search_ids
 from siteops.sim.odoo.models import X2MANY, Field
 from siteops.sim.odoo.ordering import count, search
@@ -222,6 +222,7 @@ class Env:
         rid = self.db.insert(table.name, plain, uid=self.uid)
         self._apply_x2many(table, rid, x2many)
         actions.after_create(self, table, rid)
+        webhooks.fire(self, table, rid, "create")
         return rid
 
     def m_create(self, table: Table, vals_list: Any) -> Any:
@@ -246,6 +247,7 @@ class Env:
             actions.before_write(self, table, rid, plain)
             table.update(rid, plain)
             self._apply_x2many(table, rid, x2many)
+            webhooks.fire(self, table, rid, "write")
         return True
 
     def m_unlink(self, table: Table, ids: list[int]) -> bool:

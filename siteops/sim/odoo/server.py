@@ -360,6 +360,18 @@ class Handler(BaseHTTPRequestHandler):
             if verb == "DELETE":
                 srv.log.clear()
             return self._send_json(200, srv.log.entries() if verb == "GET" else [])
+        if path == "/__sim__/webhooks":
+            # Odoo's "Send Webhook Notification" rules: POST {model, url, name, trigger, fields}.
+            from siteops.sim.odoo.webhooks import WebhookRule, rules
+
+            if verb == "DELETE":
+                rules(srv.db).clear()
+            elif verb == "POST":
+                try:
+                    rules(srv.db).append(WebhookRule(**json.loads(body or b"{}")))
+                except (ValueError, TypeError) as exc:
+                    return self._send_json(400, {"error": str(exc)})
+            return self._send_json(200, [r.as_dict() for r in rules(srv.db)])
         if path == "/__sim__/health":
             counts = {name: len(t) for name, t in srv.db.tables.items()}
             return self._send_json(200, {"ok": True, "db": srv.db.name, "version": srv.db.version,

@@ -1,0 +1,68 @@
+"""Odoo 17's webhook server action, as the simulator sends it (odoo.md §4.1): receivers of
+Odoo webhooks can be tested against the real payload shape."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import odoorpc
+
+from siteops.sim.odoo import OdooSim
+from tests.sim.conftest import wait_for
+
+
+class Catcher:
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                catcher.calls.append((dict(self.headers), body))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/odoo/t0ken"
+
+
+def test_create_and_write_post_odoos_payload(fresh_sim: OdooSim, fresh_odoo: odoorpc.ODOO) -> None:
+    catcher = Catcher()
+    try:
+        rule = httpx.post(f"{fresh_sim.url}/__sim__/webhooks", timeout=5, json={
+            "model": "stock.picking", "url": catcher.url, "name": "Notify WMS",
+            "fields": ["name", "state", "partner_id", "scheduled_date"]}).json()[0]
+        picking = fresh_odoo.env["stock.picking"].search([("state", "=", "assigned")], limit=1)[0]
+        fresh_odoo.execute_kw("stock.picking", "write", [[picking], {"origin": "S-WEBHOOK"}])
+        headers, body = wait_for(lambda: catcher.calls, what="the webhook")[0]
+        # Sorted keys, exactly as Odoo 17 serialises them, and only the JSON content type.
+        assert body.decode() == json.dumps(json.loads(body), sort_keys=True)
+        sent = json.loads(body)
+        assert sent["_action"] == f"Notify WMS(#{rule['id']})"
+        assert sent["_id"] == sent["id"] == picking and sent["_model"] == "stock.picking"
+        assert sent["state"] == "assigned"
+        assert isinstance(sent["partner_id"], int | bool)  # load=None: a bare id, never [id, name]
+        assert len(sent["scheduled_date"]) >= 19 and sent["scheduled_date"][10] == " "
+        assert headers["Content-Type"] == "application/json"
+        assert not any(h.lower().startswith("x-") or h.lower() == "authorization" for h in headers)
+    finally:
+        catcher.server.shutdown()
+
+
+def test_a_dead_receiver_does_not_fail_the_write(fresh_sim: OdooSim, fresh_odoo: odoorpc.ODOO) -> None:
+    httpx.post(f"{fresh_sim.url}/__sim__/webhooks", timeout=5, json={
+        "model": "res.partner", "url": "http://127.0.0.1:9/nobody", "trigger": "on_create"})
+    partner = fresh_odoo.execute_kw("res.partner", "create", [{"name": "Webhook Test Ltd"}])
+    assert fresh_odoo.execute_kw("res.partner", "read", [[partner], ["name"]])[0]["name"] == "Webhook Test Ltd"
+    assert httpx.post(f"{fresh_sim.url}/__sim__/webhooks", timeout=5, json={"model": "x", "url": "u",
+                                                                           "trigger": "sometimes"}).status_code == 400
