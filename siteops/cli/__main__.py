@@ -1,0 +1,5 @@
+"""`python -m siteops.cli`."""
+
+from siteops.cli import main
+
+main()
