@@ -109,6 +109,9 @@ class WorkerProcess:
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def kill_whole(self) -> None:
         """SIGKILL the parent and its pool children at once (the OOM killer, a lost host)."""
         os.killpg(self.process.pid, signal.SIGKILL)

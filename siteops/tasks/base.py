@@ -92,14 +92,20 @@ class SiteopsTask(Task):  # type: ignore[misc]
         if self.business_key in kwargs:
             value = kwargs[self.business_key]
         else:
-            try:
-                import inspect
-
-                bound = inspect.signature(self.run).bind_partial(*args)
-                value = bound.arguments.get(self.business_key)
-            except TypeError:
-                value = None
+            position = self._business_key_position()
+            value = args[position] if position is not None and position < len(args) else None
         return None if value is None else str(value)
+
+    def _business_key_position(self) -> int | None:
+        """Where the business key sits among the positional arguments (looked up once per task)."""
+        cached = self.__dict__.get("_bk_position", -1)
+        if cached == -1:
+            import inspect
+
+            names = list(inspect.signature(self.run).parameters)
+            cached = names.index(self.business_key) if self.business_key in names else None
+            self.__dict__["_bk_position"] = cached
+        return cached  # type: ignore[no-any-return]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         req = self.request
