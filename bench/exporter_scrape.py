@@ -36,10 +36,10 @@ def main() -> None:
     import redis
     from prometheus_client import generate_latest
 
-    from siteops.embedded import RedisServer, free_port
+    from siteops.config.queues import queue_names
+    from siteops.config.sites import parse_registry
     from siteops.observability.exporter import build_registry
-    from siteops.queues import queue_names
-    from siteops.sites import parse_registry
+    from siteops.sim.embedded import RedisServer, free_port
     from siteops.store import upgrade
 
     upgrade()

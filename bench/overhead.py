@@ -56,7 +56,7 @@ def main() -> None:
     opts = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="siteops-bench-"))
-    from siteops.embedded import RedisServer, free_port
+    from siteops.sim.embedded import RedisServer, free_port
 
     server = RedisServer(port=free_port(), data_dir=tmp / "redis").start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SITEOPS_")}

@@ -58,8 +58,8 @@ def calls_made() -> float:
 
 
 def child(mode: str, reads_file: Path) -> None:
+    from siteops.config.sites import get_registry
     from siteops.connectors.odoo import get_client
-    from siteops.sites import get_registry
     from siteops.store import upgrade
 
     client = get_client()
@@ -103,7 +103,7 @@ def run_child(mode: str, env: dict[str, str], reads_file: Path) -> dict[str, flo
 
 
 def bench_scale(scale: float, rounds: int, tmp: Path) -> dict[str, Any]:
-    from siteops.embedded import free_port, wait_until
+    from siteops.sim.embedded import free_port, wait_until
 
     port = free_port()
     with open(tmp / f"sim-{scale}.log", "wb") as sim_log:

@@ -11,11 +11,11 @@ from typing import Any
 
 from celery import Celery, signals
 
-from siteops.queues import PLATFORM_QUEUE, SiteRouter, declare_queues
-from siteops.redaction import refuse_secret_arguments
+from siteops.config.queues import PLATFORM_QUEUE, SiteRouter, declare_queues
+from siteops.config.redaction import refuse_secret_arguments
+from siteops.config.settings import get_settings
+from siteops.config.sites import get_registry
 from siteops.schedules.beat import BEAT_KEY_PREFIX, BEAT_LOCK_TIMEOUT, BEAT_MAX_INTERVAL
-from siteops.settings import get_settings
-from siteops.sites import get_registry
 
 # Hard limit on one task run. Connector calls carry their own shorter timeouts; this is
 # the backstop that kills a pool process stuck in C code or a hung socket.
@@ -26,7 +26,7 @@ TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 60
 # Redis hands an unacknowledged message to another worker after this many seconds. It
 # must exceed the longest task run plus the longest retry countdown, or Redis runs a
 # task twice while it is still running (celery-here.md §5, scenario C). Lost work is
-# recovered much sooner by siteops itself (siteops.recovery), so nothing depends on it.
+# recovered much sooner by siteops itself (siteops.worker.recovery), so nothing depends on it.
 VISIBILITY_TIMEOUT = 2 * 60 * 60
 
 settings = get_settings()
@@ -137,4 +137,4 @@ def _fresh_connections(**_: Any) -> None:
 
 
 # The heartbeat that lets siteops.ops.recover_lost tell dead workers from live ones.
-import siteops.recovery  # noqa: E402, F401
+import siteops.worker.recovery  # noqa: E402, F401

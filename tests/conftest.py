@@ -75,7 +75,7 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Any]:
-    from siteops.embedded import RedisServer
+    from siteops.sim.embedded import RedisServer
 
     server = RedisServer(port=REDIS_PORT, data_dir=TMP / "redis").start()
     yield server
@@ -248,7 +248,7 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @contextlib.contextmanager
 def use_store(url: str) -> Iterator[str]:
     """Point this process's store at `url` (migrated) for the duration of the block."""
-    from siteops.settings import get_settings
+    from siteops.config.settings import get_settings
     from siteops.store import reset_engine, upgrade
 
     previous = os.environ["SITEOPS_DATABASE_URL"]

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from siteops.sites import PolicyError, Registry, load_registry
+from siteops.config.sites import PolicyError, Registry, load_registry
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="siteops: scheduled scans and connector jobs for every site, on Celery.")

@@ -19,8 +19,8 @@ from siteops.cli import (
     registry,
     store_ready,
 )
-from siteops.queues import PLATFORM_QUEUE, site_queue
-from siteops.sites import plain
+from siteops.config.queues import PLATFORM_QUEUE, site_queue
+from siteops.config.sites import plain
 
 
 def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -183,7 +183,7 @@ def dlq_replay(
     site: Annotated[str | None, typer.Option(help="With --all: only this site")] = None,
 ) -> None:
     """Enqueue a dead letter's task again (new task id) and mark it replayed."""
-    from siteops.replay import ReplayError, replay
+    from siteops.services.replay import ReplayError, replay
 
     if (dead_id is None) == (not replay_all):
         raise fail("give a dead letter ID, or --all [--site CODE]")

@@ -17,7 +17,7 @@ from siteops.cli import (
     registry,
     sim_app,
 )
-from siteops.queues import PLATFORM_QUEUE, site_queue
+from siteops.config.queues import PLATFORM_QUEUE, site_queue
 
 
 @sim_app.command("odoo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -59,7 +59,7 @@ def _celery_argv(*args: str) -> list[str]:
 
 
 def _prepare_worker_env() -> None:
-    from siteops.settings import get_settings
+    from siteops.config.settings import get_settings
 
     # prometheus_client picks its storage at import: set this before celery starts.
     prom = get_settings().var / "prometheus"
@@ -102,7 +102,7 @@ def worker(
 @app.command()
 def beat(loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO") -> None:
     """The scheduler (run exactly one)."""
-    from siteops.settings import get_settings
+    from siteops.config.settings import get_settings
 
     celery_app()
     state = get_settings().var / "celerybeat-schedule"
@@ -115,7 +115,7 @@ def flower(
     address: Annotated[str, typer.Option(help="Bind address; keep loopback behind a proxy")] = "127.0.0.1",
 ) -> None:
     """Flower on 127.0.0.1:5555; basic auth from FLOWER_BASIC_AUTH=user:password."""
-    from siteops.settings import get_settings
+    from siteops.config.settings import get_settings
 
     celery_app()
     if not os.environ.get("FLOWER_BASIC_AUTH"):
@@ -139,7 +139,7 @@ def run(
                                                  "(credentials from SITEOPS_ODOO_*)")] = None,
 ) -> None:
     """The whole platform on this machine (what `make run` runs): Redis, store, simulators, workers, beat, Flower."""
-    from siteops.runner import run_stack
+    from siteops.sim.runner import run_stack
 
     registry()
     raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port,
@@ -164,7 +164,7 @@ def exporter(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the store's schema to the newest migration."""
-    from siteops.settings import get_settings
+    from siteops.config.settings import get_settings
     from siteops.store import upgrade
 
     upgrade()

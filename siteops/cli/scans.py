@@ -109,8 +109,8 @@ def report_sites(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Sites side by side: findings by kind, transfer age, receipt lateness, failures, dead letters, freshness."""
-    from siteops.report import collect, fmt_age, rows, write_chart
     from siteops.rules.findings import KINDS
+    from siteops.services.report import collect, fmt_age, rows, write_chart
 
     reg = registry()
     store_ready()

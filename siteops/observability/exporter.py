@@ -24,10 +24,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from siteops.queues import PLATFORM_QUEUE, SITE_QUEUE_PREFIX, queue_names
-from siteops.recovery import UNACKED, WORKER_KEY
+from siteops.config.queues import PLATFORM_QUEUE, SITE_QUEUE_PREFIX, queue_names
+from siteops.config.sites import Registry
 from siteops.schedules.beat import BEAT_TICK_KEY
-from siteops.sites import Registry
+from siteops.worker.recovery import UNACKED, WORKER_KEY
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,8 @@ def serve(port: int, address: str = "127.0.0.1") -> None:
 
     from prometheus_client import make_wsgi_app
 
-    from siteops.settings import get_settings
-    from siteops.sites import get_registry
+    from siteops.config.settings import get_settings
+    from siteops.config.sites import get_registry
 
     client = redis.Redis.from_url(get_settings().broker_url, socket_timeout=2, socket_connect_timeout=2)
     app = make_wsgi_app(build_registry(get_registry(), client))

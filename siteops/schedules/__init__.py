@@ -13,7 +13,7 @@ from typing import Any
 
 from celery.schedules import crontab, schedule
 
-from siteops.queues import PLATFORM_QUEUE, site_queue
+from siteops.config.queues import PLATFORM_QUEUE, site_queue
 from siteops.rules.findings import KINDS
 
 # Lost work must resume within a minute of a worker's death: a heartbeat expires after

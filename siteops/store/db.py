@@ -44,7 +44,7 @@ def make_engine(url: str) -> Engine:
 
 
 def database_url() -> str:
-    from siteops.settings import get_settings
+    from siteops.config.settings import get_settings
 
     return get_settings().effective_database_url
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from siteops.config.sites import Site, get_registry
 from siteops.connectors import webhook
 from siteops.observability.metrics import ALERTS
 from siteops.rules.findings import SEVERITY_NAMES
-from siteops.sites import Site, get_registry
 from siteops.store import findings as store
 from siteops.tasks.base import SiteopsTask, siteops_task
 

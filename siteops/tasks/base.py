@@ -32,11 +32,11 @@ from celery import Task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from celery.worker.request import Request
 
+from siteops.config.redaction import refuse_secret_arguments
+from siteops.config.sites import get_registry
 from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
 from siteops.observability.logging import log_context
 from siteops.observability.metrics import DEAD_LETTERS, TASK_DURATION, TASK_RETRIES, TASK_RUNS
-from siteops.redaction import refuse_secret_arguments
-from siteops.sites import get_registry
 from siteops.store import audit, operations
 from siteops.store.models import RunState, utcnow
 

@@ -6,11 +6,11 @@ import datetime as dt
 import os
 from typing import Any
 
-from siteops import recovery
 from siteops.observability.metrics import RECOVERED
 from siteops.store import audit
 from siteops.store.models import RunState
 from siteops.tasks.base import SiteopsTask, siteops_task
+from siteops.worker import recovery
 
 
 @siteops_task("siteops.ops.ping", idempotent=True)

@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from siteops.config.sites import Site, get_registry
 from siteops.observability.metrics import SCAN_DURATION, SCAN_FAILURES, SCAN_LAST_SUCCESS, SCAN_RECORDS
 from siteops.rules import stock
 from siteops.rules.findings import Observation, plan
-from siteops.sites import Site, get_registry
 from siteops.store import findings as store
 from siteops.store.models import utcnow
 from siteops.tasks.base import SiteopsTask, siteops_task

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from siteops.queues import queue_names
-from siteops.sites import load_registry
+from siteops.config.queues import queue_names
+from siteops.config.sites import load_registry
 from tests.deploy.conftest import (
     COMPOSE_FILE,
     COMPOSE_SECRETS,

@@ -112,8 +112,8 @@ class PrometheusAPI:
 
 def test_prometheus_fires_the_stale_scan_alert_for_the_site_whose_scans_stopped(
         redis_server: Any, private_store: str, processes: Processes, tmp_path: Path) -> None:
+    from siteops.config.sites import get_registry
     from siteops.rules.findings import KINDS
-    from siteops.sites import get_registry
 
     binary = prometheus_binary()
     sites = get_registry().codes

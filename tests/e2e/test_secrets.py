@@ -42,7 +42,7 @@ NAMED = ("SITEOPS_ODOO_PASSWORD", "SITEOPS_ODOO_API_KEY", "SITEOPS_WEBHOOK_SECRE
 
 def secret_variables() -> list[str]:
     """NAMED plus every secret-looking variable the code, the settings or sites.toml mention."""
-    from siteops.settings import Settings
+    from siteops.config.settings import Settings
 
     found = set(NAMED)
     texts = [p.read_text(errors="replace") for p in (ROOT / "siteops").rglob("*.py")]
@@ -148,8 +148,8 @@ def test_no_secret_reaches_flower_results_dead_letters_audit_or_logs(
         stack: Any, secret_env: dict[str, str], receiver: Any, processes: Processes, remote: Any) -> None:
     import redis
 
-    from siteops import replay
-    from siteops.settings import get_settings
+    from siteops.config.settings import get_settings
+    from siteops.services import replay
     from siteops.store import audit
     from siteops.store.db import session
     from siteops.store.models import JobRun, Operation
@@ -305,8 +305,8 @@ def test_enqueueing_by_name_refuses_a_secret_argument_too(redis_server: Any) -> 
     import redis
 
     from siteops.celery_app import app
-    from siteops.queues import site_queue
-    from siteops.settings import get_settings
+    from siteops.config.queues import site_queue
+    from siteops.config.settings import get_settings
 
     value = f"leak{secrets.token_hex(14)}"
     queue = site_queue("EAST")  # no worker serves EAST in this module: the message would wait there

@@ -25,7 +25,7 @@ def north(stack):
 
 
 def test_retryable_error_is_retried_with_backoff_then_succeeds(north, remote) -> None:
-    from siteops.sites import get_registry
+    from siteops.config.sites import get_registry
     from siteops.store import audit
     from tests.integration.fixture_tasks import flaky
 
@@ -63,7 +63,7 @@ def test_rate_limited_waits_its_retry_after(north, remote) -> None:
 
 
 def test_exhausted_retries_land_in_the_dead_letter_store(north, remote) -> None:
-    from siteops.sites import get_registry
+    from siteops.config.sites import get_registry
     from siteops.store import audit
     from tests.integration.fixture_tasks import flaky
 

@@ -45,7 +45,7 @@ def test_each_sites_tasks_run_only_on_its_worker(stack, remote) -> None:
 
 
 def test_unknown_site_is_refused_at_enqueue_naming_the_known_sites(stack) -> None:
-    from siteops.queues import UnknownSite
+    from siteops.config.queues import UnknownSite
     from siteops.tasks.ops import ping
 
     before = {q: stack.redis.llen(q) for q in [f"site.{s}" for s in SITES] + ["platform"]}

@@ -19,9 +19,9 @@ SECRET = "scan-test-webhook-secret"
 
 @pytest.fixture(scope="module")
 def odoo():
+    from siteops.config.sites import get_registry
     from siteops.connectors.odoo import reset_client
     from siteops.sim.odoo import start
-    from siteops.sites import get_registry
 
     sim = start(port=_free_port(), seed=11, scale=1, sites=get_registry(), truth_path=TMP / "truth.json")
     saved = {k: os.environ.get(k) for k in ("SITEOPS_ODOO_URL", "SITEOPS_ODOO_DB", "SITEOPS_ODOO_LOGIN",
@@ -209,8 +209,8 @@ def test_findings_commands_report_and_metrics_show_the_same_state(workers, odoo,
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
+    from siteops.config.sites import get_registry
     from siteops.observability.exporter import build_registry
-    from siteops.sites import get_registry
     from siteops.store import findings
     from tests.conftest import REDIS_PORT
 

@@ -13,7 +13,7 @@ from siteops.sim.odoo import OdooSim, SiteSpec, generate
 
 NOW = datetime(2026, 3, 2, 9, 30, 0)
 
-# A stand-in for siteops.sites.Site: the generator only needs these attributes.
+# A stand-in for siteops.config.sites.Site: the generator only needs these attributes.
 SITES = [
     SiteSpec("CW", "Central Warehouse", "CW", ("cw.manager", "cw.supervisor"),
              {"transfer_aging_hours": 24, "variance_value_finance": 5000.0}),

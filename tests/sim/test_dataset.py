@@ -177,7 +177,7 @@ def test_scale_grows_the_data_set() -> None:
 
 
 def test_real_registry_is_accepted() -> None:
-    sites_mod = pytest.importorskip("siteops.sites")
+    sites_mod = pytest.importorskip("siteops.config.sites")
     registry = sites_mod.load_registry(Path(__file__).resolve().parents[2] / "sites.toml")
     db, truth = generate(registry, seed=7, scale=0.1, now=NOW)
     assert set(truth["sites"]) == set(registry.sites)

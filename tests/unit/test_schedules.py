@@ -6,8 +6,8 @@ from pathlib import Path
 
 from celery.schedules import crontab, schedule
 
+from siteops.config.sites import load_registry
 from siteops.schedules import build_beat_schedule, describe
-from siteops.sites import load_registry
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from siteops.sites import PolicyError, load_registry
+from siteops.config.sites import PolicyError, load_registry
 from tests.conftest import ROOT
 
 BASE = """

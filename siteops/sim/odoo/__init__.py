@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     sites: Any = None
     if args.sites:
-        from siteops.sites import load_registry
+        from siteops.config.sites import load_registry
 
         sites = load_registry(args.sites)
 

@@ -62,7 +62,7 @@ DEFINITIONS = {
 
 @dataclass(frozen=True)
 class SiteSpec:
-    """What the generator needs of a site (siteops.sites.Site has these attributes)."""
+    """What the generator needs of a site (siteops.config.sites.Site has these attributes)."""
 
     code: str
     name: str
@@ -72,7 +72,7 @@ class SiteSpec:
 
 
 def _sites(sites: Any) -> list[Any]:
-    if hasattr(sites, "sites"):  # a siteops.sites.Registry
+    if hasattr(sites, "sites"):  # a siteops.config.sites.Registry
         sites = sites.sites
     if isinstance(sites, Mapping):
         sites = list(sites.values())
@@ -637,7 +637,7 @@ def write_truth(truth: Mapping[str, Any], path: str | Path) -> Path:
 def demo_sites() -> list[Any]:
     """The network of sites.toml, for when no registry is at hand."""
     try:
-        from siteops.sites import load_registry
+        from siteops.config.sites import load_registry
 
         return list(load_registry().sites.values())
     except Exception:  # the registry is optional for the simulator

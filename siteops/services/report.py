@@ -123,7 +123,11 @@ PANELS = [
 
 
 def _png(stats: list[SiteStats], out: Path) -> Path:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an extra: production images need not carry it
+        raise SystemExit("report.png needs matplotlib: pip install 'siteops[demo]', or use --out report.html") \
+            from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from siteops.queues import UnknownSite, site_queue
+from siteops.config.queues import UnknownSite, site_queue
 
 # Odoo warehouse codes are at most 5 characters; we also keep them upper case so that
 # queue names, metric labels and Odoo codes read the same everywhere.
@@ -248,7 +248,7 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
 def load_registry(path: Path | str | None = None) -> Registry:
     """Read and validate a sites file; `PolicyError` names what is wrong."""
     if path is None:
-        from siteops.settings import get_settings
+        from siteops.config.settings import get_settings
 
         path = get_settings().effective_sites_file
     path = Path(path)

@@ -24,10 +24,10 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from siteops.embedded import EmbeddedError, RedisServer, port_in_use, wait_until
-from siteops.recovery import WORKER_KEY, node_of
-from siteops.settings import get_settings
-from siteops.sites import get_registry
+from siteops.config.settings import get_settings
+from siteops.config.sites import get_registry
+from siteops.sim.embedded import EmbeddedError, RedisServer, port_in_use, wait_until
+from siteops.worker.recovery import WORKER_KEY, node_of
 
 console = Console(soft_wrap=True)
 RESTART_LIMIT = 5  # restarts of one child per 5 minutes before the stack gives up on it

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 #: The private Redis that `make run` starts listens here, so every `siteops` command in
 #: another terminal finds it without configuration. 6390, not 6379: never the system's.
 EMBEDDED_REDIS_PORT = 6390
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 class Settings(BaseSettings):

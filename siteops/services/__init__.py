@@ -1,0 +1,1 @@
+"""Orchestration that tasks and commands call: scans, alerts, replay, the sites report."""
