@@ -137,13 +137,25 @@ def run(
     webhook_port: Annotated[int, typer.Option(help="Port of the demo webhook receiver")] = 8070,
     odoo_url: Annotated[str | None, typer.Option(help="A real Odoo instead of the simulator "
                                                  "(credentials from SITEOPS_ODOO_*)")] = None,
+    site: Annotated[list[str] | None, typer.Option("--site", help="Start workers for these sites only "
+                                                   "(repeatable; default: every site)")] = None,
+    without: Annotated[list[str] | None, typer.Option("--without", help="Leave a part out (repeatable): odoo, "
+                                                      "webhook, platform, beat, flower, exporter, scans")] = None,
 ) -> None:
     """The whole platform on this machine (what `make run` runs): Redis, store, simulators, workers, beat, Flower."""
-    from siteops.sim.runner import run_stack
+    from siteops.sim.runner import OPTIONAL_PARTS, run_stack
 
-    registry()
+    reg = registry()
+    known = {c.upper(): c for c in reg.codes}
+    for code in site or []:
+        if code.upper() not in known:
+            raise fail(f"--site {code}: unknown site; known sites: {', '.join(reg.codes)}")
+    for part in without or []:
+        if part not in OPTIONAL_PARTS:
+            raise fail(f"--without {part}: unknown part; parts: {', '.join(OPTIONAL_PARTS)}")
     raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port,
-                               odoo_port=odoo_port, webhook_port=webhook_port, odoo_url=odoo_url))
+                               odoo_port=odoo_port, webhook_port=webhook_port, odoo_url=odoo_url,
+                               sites=[known[c.upper()] for c in site] if site else None, without=without or ()))
 
 
 @app.command()
