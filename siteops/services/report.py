@@ -46,7 +46,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def collect(codes: list[str], *, days: int = 7, now: dt.datetime | None = None) -> list[SiteStats]:
-    from siteops.store import findings as store
+    from siteops.store import upkeep
 
     now = now or utcnow()
     stats = {c: SiteStats(site=c, open_by_kind={k: 0 for k in KINDS}) for c in codes}
@@ -70,7 +70,7 @@ def collect(codes: list[str], *, days: int = 7, now: dt.datetime | None = None) 
                                  .group_by(DeadLetter.site)):
             if site in stats:
                 stats[site].dead_letters = int(n)
-    fresh = {(site, kind): when for site, kind, when in store.last_success()}
+    fresh = {(site, kind): when for site, kind, when in upkeep.last_success()}
     for code, st in stats.items():
         st.median_transfer_age_h = _median(ages[code])
         st.median_receipt_late_d = _median(lateness[code])

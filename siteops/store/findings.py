@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from siteops.rules.findings import Known, Observation, Plan, escalated_severity
+from siteops.store import upkeep
 from siteops.store.db import session
 from siteops.store.models import Finding, FindingStatus, ScanRun, utcnow
 
@@ -65,7 +66,8 @@ def apply(plan: Plan, *, now: dt.datetime | None = None) -> Applied:
 
 def record_scan(**values: Any) -> None:
     with session() as s:
-        s.add(ScanRun(**values))
+        s.add(run := ScanRun(**values))
+        upkeep.record_success(s, run)  # freshness per site and kind, in the same transaction
 
 
 def get(finding_id: int) -> Finding | None:

@@ -74,6 +74,8 @@ class JobRun(Base):
     __table_args__ = (
         Index("ix_job_runs_site_state", "site", "state"),
         Index("ix_job_runs_worker_state", "worker", "state"),
+        # The report's runs of the last days by site and state, and retention's cutoff.
+        Index("ix_job_runs_started_site_state", "started_at", "site", "state"),
     )
 
 
@@ -96,6 +98,9 @@ class DeadLetter(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     replayed_at: Mapped[dt.datetime | None] = mapped_column()
     replayed_task_id: Mapped[str | None] = mapped_column(String(64))
+
+    # The exporter's and the report's dead letters waiting, by site and task.
+    __table_args__ = (Index("ix_dead_letters_waiting", "replayed_at", "site", "task_name"),)
 
 
 class OpState:
@@ -162,6 +167,7 @@ class Finding(Base):
 
     __table_args__ = (
         Index("ix_findings_site_kind_status", "site", "kind", "status"),
+        Index("ix_findings_status_site_kind", "status", "site", "kind"),  # open findings by site and kind
     )
 
 
@@ -187,4 +193,8 @@ class ScanRun(Base):
 
     __table_args__ = (
         Index("ix_scan_runs_site_kind_status", "site", "kind", "status", "finished_at"),
+        Index("ix_scan_runs_finished_at", "finished_at"),  # retention's cutoff
     )
+
+
+from siteops.store import upkeep as _upkeep  # noqa: E402, F401  (scan_freshness, on this Base)
