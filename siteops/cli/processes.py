@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -118,8 +119,14 @@ def flower(
     from siteops.config.settings import get_settings
 
     celery_app()
+    auth_file = os.environ.get("FLOWER_BASIC_AUTH_FILE")
+    if auth_file:  # a compose/Kubernetes secret; Flower itself reads only the variable
+        try:
+            os.environ["FLOWER_BASIC_AUTH"] = Path(auth_file).read_text().strip()
+        except OSError as exc:
+            raise fail(f"FLOWER_BASIC_AUTH_FILE {auth_file}: cannot read it: {exc.strerror}") from None
     if not os.environ.get("FLOWER_BASIC_AUTH"):
-        raise fail("set FLOWER_BASIC_AUTH=user:password (Flower's own variable); "
+        raise fail("set FLOWER_BASIC_AUTH=user:password (Flower's own variable) or FLOWER_BASIC_AUTH_FILE; "
                    "Flower's API refuses everyone without it")
     db = get_settings().var / "flower.db"
     os.execv(sys.executable, _celery_argv(
