@@ -42,7 +42,8 @@ def test_the_receivers_page_is_a_table_and_json_stays_for_programs() -> None:
     try:
         finding = {"kind": "aging_transfers", "severity": 2, "title": "CW/INT/0007 open 50 h <late>",
                    "record_name": "CW/INT/0007"}
-        assert post(f"{base}/siteops", "s3", {"event": "finding.opened", "site": "CW", "finding": finding}, "d-1") == 200
+        opened = {"event": "finding.opened", "site": "CW", "finding": finding}
+        assert post(f"{base}/siteops", "s3", opened, "d-1") == 200
         assert post(f"{base}/siteops", "wrong", {"event": "x"}, "d-2") == 401
         page = httpx.get(base + "/", headers={"Accept": "text/html,application/xhtml+xml"})
         assert page.headers["content-type"].startswith("text/html")
