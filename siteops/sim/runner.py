@@ -103,7 +103,9 @@ class SafeOutput:
 
 
 output = SafeOutput(sys.stdout)
-console = Console(file=output, soft_wrap=True)  # type: ignore[arg-type]  # a TextIO in all but name
+# Piped output (tee, logs) gets a wide console instead of rich's 80 columns.
+console = Console(file=output, soft_wrap=True,  # type: ignore[arg-type]  # a TextIO in all but name
+                  width=None if output.isatty() else 160)
 
 # Loaded before any fork: the child only calls into it between fork and exec.
 _libc: Any = None

@@ -58,7 +58,7 @@ class Receiver:
             when = time.strftime("%H:%M:%S", time.gmtime(self.received_at.get(delivery, 0)))
             values = [when, payload.get("event", ""), payload.get("site", ""), finding.get("kind", ""),
                       finding.get("severity", ""), finding.get("title", ""), finding.get("record_name") or "",
-                      delivery[:12]]
+                      delivery]
             cells.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in values) + "</tr>")
         head = "".join(f"<th>{h}</th>" for h in ("received (UTC)", "event", "site", "kind", "severity", "title",
                                                    "record", "delivery"))
@@ -67,7 +67,7 @@ class Receiver:
             "<style>body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}h1{font-size:1.3em;margin:0}"
             "p{color:#555}table{border-collapse:collapse;font-size:.9em;width:100%}"
             "th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #e3e3e3;white-space:nowrap}"
-            "td:nth-child(6){white-space:normal}th{background:#f3f3f3;position:sticky;top:0}"
+            "td:nth-child(6){white-space:normal;min-width:28em}td:nth-child(7){white-space:normal;min-width:14em}th{background:#f3f3f3;position:sticky;top:0}"
             "tr:nth-child(even) td{background:#fafafa}</style>"
             f"<h1>Webhook deliveries</h1><p>{len(rows)} deliveries, {attempts} attempts "
             f"({rejected} with a bad signature). The same as JSON: <a href=/deliveries.json>/deliveries.json</a></p>"

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, _free_port, poll
+from tests.e2e.screenshots import shoot_the_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -118,6 +119,9 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         poll(lambda: odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) >= planted, 60,
              "an Odoo activity per finding")
         assert odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) == planted
+
+        # What a person sees, in a real headless Chromium (tests/e2e/screenshots.py).
+        shoot_the_stack(tmp_path, env, var, flower_port, webhook_port)
     finally:
         stop(run, log)
 
