@@ -26,6 +26,7 @@ class FaultConfig:
     # over JSON-RPC). Without it, an HTML page as a reverse proxy sends.
     error_name: str = ""
     error_message: str = "Simulated failure"
+    error_retry_after: float | None = None  # a Retry-After header on those errors (e.g. a 503)
     drop_rate: float = 0.0  # fraction of requests whose connection is closed without a response
     rate_limit_rate: float = 0.0  # fraction answered 429 with Retry-After
     retry_after: float = 1.0
@@ -104,6 +105,7 @@ class Faults:
             elif c.error_rate and self._rng.random() < c.error_rate:
                 d.status = c.error_status
                 d.error_name, d.error_message = c.error_name, c.error_message
+                d.retry_after = c.error_retry_after
             return d
 
     def slow_page(self, records: int) -> float:

@@ -17,7 +17,15 @@ from urllib.parse import urlsplit
 
 from siteops.sim.odoo.faults import Faults, RequestLog
 from siteops.sim.odoo.orm import RECORD_METHODS, Env, rpc_result
-from siteops.sim.odoo.store import JSON2_STATUS, AccessDenied, BadArguments, BuiltinError, Database, OdooError, UnknownMethod
+from siteops.sim.odoo.store import (
+    JSON2_STATUS,
+    AccessDenied,
+    BadArguments,
+    BuiltinError,
+    Database,
+    OdooError,
+    UnknownMethod,
+)
 
 JSON_TYPES = ("application/json", "application/json-rpc")
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from siteops.sim.odoo.models import Field, ModelDef, adapt_values, build_models, version_name
 
-
 # The `http_status` Odoo 19 gives its exceptions (`odoo/exceptions.py`; JSON-2 answers with it).
 JSON2_STATUS = {
     "odoo.exceptions.UserError": 422, "odoo.exceptions.ValidationError": 422,
