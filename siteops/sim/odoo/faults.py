@@ -21,6 +21,12 @@ class FaultConfig:
     methods: list[str] = field(default_factory=list)  # limit latency/errors to these methods ("" = all)
     error_rate: float = 0.0  # fraction of requests answered with `error_status`
     error_status: int = 503
+    # With `error_name` the error is Odoo's own (an envelope naming that exception: JSON-RPC
+    # `error.data.name`, JSON-2 a JSON body), sent with `error_status` (200 = as Odoo does
+    # over JSON-RPC). Without it, an HTML page as a reverse proxy sends.
+    error_name: str = ""
+    error_message: str = "Simulated failure"
+    error_retry_after: float | None = None  # a Retry-After header on those errors (e.g. a 503)
     drop_rate: float = 0.0  # fraction of requests whose connection is closed without a response
     rate_limit_rate: float = 0.0  # fraction answered 429 with Retry-After
     retry_after: float = 1.0
@@ -36,7 +42,9 @@ class FaultConfig:
 @dataclass
 class Decision:
     latency: float = 0.0
-    status: int | None = None  # answer with this HTTP status and no JSON body
+    status: int | None = None  # answer with this HTTP status (an HTML page unless error_name)
+    error_name: str = ""  # ...or with Odoo's error envelope naming this exception
+    error_message: str = ""
     drop: bool = False
     retry_after: float | None = None
 
@@ -96,6 +104,8 @@ class Faults:
                 d.retry_after = c.retry_after
             elif c.error_rate and self._rng.random() < c.error_rate:
                 d.status = c.error_status
+                d.error_name, d.error_message = c.error_name, c.error_message
+                d.retry_after = c.error_retry_after
             return d
 
     def slow_page(self, records: int) -> float:
