@@ -85,6 +85,7 @@ def store_ready() -> None:
     (that is `siteops db upgrade`, on purpose)."""
     from siteops.store.db import StoreError, check_schema
 
+    registry()  # a bad sites file is refused by every platform command, the same way
     try:
         check_schema()
     except StoreError as exc:

@@ -164,12 +164,16 @@ def exporter(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the store's schema to the newest migration (the only command that migrates)."""
-    from siteops.store.db import StoreError, check_schema, current_revisions, database_url, masked, upgrade
+    from siteops.store.db import SchemaMismatch, StoreError, check_schema, database_url, masked, upgrade
 
     url = database_url()
     try:
-        current_revisions(url)  # a store that does not answer fails here, in seconds
-        upgrade(url)
+        try:
+            check_schema(url)  # a store that does not answer fails here, in seconds
+        except SchemaMismatch as exc:
+            if exc.newer:  # migrated by newer code: nothing here can bring it back
+                raise
+            upgrade(url)
         revisions = check_schema(url)
     except StoreError as exc:
         raise fail(str(exc)) from None

@@ -163,10 +163,12 @@ class StoreUnavailable(StoreError):
 
 
 class SchemaMismatch(StoreError):
-    def __init__(self, message: str, current: tuple[str, ...], expected: tuple[str, ...]) -> None:
+    def __init__(self, message: str, current: tuple[str, ...], expected: tuple[str, ...], newer: bool) -> None:
         super().__init__(message)
         self.current = current
         self.expected = expected
+        #: The store is at a revision this code does not know: `db upgrade` cannot help.
+        self.newer = newer
 
 
 def masked(url: str) -> str:
@@ -236,14 +238,15 @@ def check_schema(url: str | None = None) -> tuple[str, ...]:
         return current
     where = masked(url)
     want = ", ".join(expected)
+    newer = bool(set(current) - _known_revisions())
     if not current:
         message = (f"the store at {where} has no schema (expected revision {want}): "
                    "run `siteops db upgrade`")
-    elif set(current) - _known_revisions():
+    elif newer:
         message = (f"the store at {where} is at revision {', '.join(current)}, which this code does not know "
                    f"(it expects {want}): the store was migrated by newer code; run the matching version of "
                    "siteops, or deploy it here and run `siteops db upgrade`")
     else:
         message = (f"the store at {where} is at revision {', '.join(current)}, older than this code "
                    f"(it expects {want}): run `siteops db upgrade`")
-    raise SchemaMismatch(message, current, expected)
+    raise SchemaMismatch(message, current, expected, newer)
