@@ -56,10 +56,10 @@ def site_code(value: str, option: str = "--site") -> str:
     for code in codes:
         if code.upper() == value.strip().upper():
             return code
-    raise fail(f"{option} {value}: unknown site; known sites: {', '.join(codes)}")
+    raise fail(f"{option}: unknown site {value!r}; known sites: {', '.join(codes)}")
 
 
-def choice(value: str, known: Any, option: str) -> str:
+def choice(value: str, known: Any, option: str, what: str = "value") -> str:
     """One of a fixed set of values (scan kinds, statuses), or an error listing them."""
     known = tuple(known)
     if value in known:
@@ -67,7 +67,7 @@ def choice(value: str, known: Any, option: str) -> str:
     lowered = value.strip().lower()
     if lowered in known:
         return lowered
-    raise fail(f"{option} {value}: unknown value; known: {', '.join(known)}")
+    raise fail(f"{option}: unknown {what} {value!r}; known: {', '.join(known)}")
 
 
 def celery_app() -> Any:

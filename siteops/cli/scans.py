@@ -54,7 +54,7 @@ def scan(
     """A one-off scan: the same task, queue and code path as beat's."""
     from siteops.rules.findings import KINDS
 
-    kind = choice(kind, KINDS, "KIND")
+    kind = choice(kind, KINDS, "KIND", "scan kind")
     enqueue(f"siteops.scan.{kind}", site=site_code(site), arg=None, wait=wait, timeout=timeout)
 
 
@@ -80,9 +80,9 @@ def findings_list(
     from siteops.store.models import FindingStatus
 
     site = None if site is None else site_code(site)
-    kind = None if kind is None else choice(kind, KINDS, "--kind")
+    kind = None if kind is None else choice(kind, KINDS, "--kind", "scan kind")
     statuses = (FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED, FindingStatus.RESOLVED)
-    status = None if status is None else choice(status, statuses, "--status")
+    status = None if status is None else choice(status, statuses, "--status", "status")
     store = _findings()
     rows = [store.as_dict(f) for f in store.search(site=site, kind=kind, status=status)]
     if as_json:
