@@ -142,22 +142,30 @@ def binding_of(name: str) -> Binding:
     raise UnknownTask(name, known_tasks())
 
 
+def static_binding(name: str) -> Binding | None:
+    """What the table alone says (what a plain client that imported nothing routes by)."""
+    if name in TASKS:
+        return TASKS[name]
+    area = AREAS.get(area_of(name))
+    return area.binding if area is not None and area.open else None
+
+
 def register_task(name: str, site_bound: bool) -> None:
     """Called by `siteops_task` for every declared task: refuses a declaration that
-    contradicts the table (which every plain producer routes by), and remembers names
-    the table does not list."""
+    contradicts an exact entry or a closed area (which every plain producer routes by),
+    and remembers the others in this process (plug-ins, new tasks of open areas)."""
     declared = SITE if site_bound else PLATFORM
-    expected = TASKS.get(name)
     area = AREAS.get(area_of(name))
-    if expected is None and area is not None:
+    expected = TASKS.get(name)
+    if expected is None and area is not None and not area.open:
         expected = area.binding
     if expected is not None and expected is not declared:
         raise ValueError(
             f"task {name!r} is declared site_bound={site_bound}, but siteops/config/queues.py "
             f"routes it to {'site.<CODE>' if expected is SITE else PLATFORM_QUEUE}: "
-            "fix the declaration or the table"
+            "fix the declaration, or give it its own line in TASKS"
         )
-    if name not in TASKS and not (area is not None and area.open):
+    if name not in TASKS and static_binding(name) is not declared:
         _registered[name] = declared
 
 
