@@ -11,33 +11,18 @@ from typing import Any
 
 from celery import Celery, signals
 
+from siteops.config.limits import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, VISIBILITY_TIMEOUT
 from siteops.config.queues import PLATFORM_QUEUE, SiteRouter, declare_queues
 from siteops.config.redaction import refuse_secret_arguments
 from siteops.config.settings import get_settings
 from siteops.config.sites import get_registry
 from siteops.schedules.beat import BEAT_KEY_PREFIX, BEAT_LOCK_TIMEOUT, BEAT_MAX_INTERVAL
 
-# Hard limit on one task run. Connector calls carry their own shorter timeouts; this is
-# the backstop that kills a pool process stuck in C code or a hung socket.
-TASK_TIME_LIMIT = 15 * 60
-# SoftTimeLimitExceeded is raised first, leaving a minute to record the outcome; the
-# base class treats it as retryable.
-TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 60
-# Redis hands an unacknowledged message to another worker after this many seconds. It
-# must exceed the longest task run plus the longest retry countdown, or Redis runs a
-# task twice while it is still running (celery-here.md §5, scenario C). Lost work is
-# recovered much sooner by siteops itself (siteops.worker.recovery), so nothing depends on it.
-VISIBILITY_TIMEOUT = 2 * 60 * 60
-
 settings = get_settings()
 registry = get_registry()
 
-if TASK_TIME_LIMIT + registry.retry.backoff_cap_seconds >= VISIBILITY_TIMEOUT:
-    raise RuntimeError(
-        f"visibility timeout {VISIBILITY_TIMEOUT}s must exceed the task time limit "
-        f"({TASK_TIME_LIMIT}s) plus policy.retry.backoff_cap_seconds "
-        f"({registry.retry.backoff_cap_seconds}s) in {registry.path}"
-    )
+# The retry cap is checked against the visibility timeout when the registry loads
+# (siteops.config.sites), so every command refuses a bad cap the same way.
 
 class SiteopsCelery(Celery):  # type: ignore[misc]
     """Refuses secret-looking keyword arguments on every way in: `apply_async`, `delay`,

@@ -16,6 +16,8 @@ from siteops.cli import (
     fail,
     registry,
     sim_app,
+    site_code,
+    store_ready,
 )
 from siteops.config.queues import PLATFORM_QUEUE, site_queue
 
@@ -76,18 +78,14 @@ def worker(
     pool: Annotated[str, typer.Option(help="prefork (default), threads or solo")] = "prefork",
 ) -> None:
     """A Celery worker on exactly these sites' queues; its name says which sites."""
-    reg = registry()
-    codes = site or []
-    for code in codes:
-        if code not in reg.codes:
-            raise fail(f"--site {code}: unknown site; known sites: {', '.join(reg.codes)}")
+    registry()
+    codes = [site_code(code) for code in site or []]
     if not codes and not platform:
         raise fail("give at least one --site CODE, or --platform")
     queues = [site_queue(c) for c in codes] + ([PLATFORM_QUEUE] if platform else [])
     name = "+".join(codes + (["platform"] if platform else []))
-    from siteops.store import upgrade
-
-    upgrade()
+    # Never migrates: a worker runs against the schema its code was written for, or not at all.
+    store_ready()
     _prepare_worker_env()
     argv = _celery_argv(
         "worker", "-Q", ",".join(queues), "-n", f"{name}@{socket.gethostname()}",
@@ -105,6 +103,7 @@ def beat(loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO") ->
     from siteops.config.settings import get_settings
 
     celery_app()
+    store_ready()
     state = get_settings().var / "celerybeat-schedule"
     os.execv(sys.executable, _celery_argv("beat", "-l", loglevel, "-s", str(state)))
 
@@ -156,6 +155,7 @@ def exporter(
     from siteops.observability.logging import configure
 
     registry()
+    store_ready()
     _prepare_worker_env()  # read the workers' multiprocess metric files
     configure("INFO")
     serve(port, address)
@@ -163,9 +163,35 @@ def exporter(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the store's schema to the newest migration."""
-    from siteops.config.settings import get_settings
-    from siteops.store import upgrade
+    """Bring the store's schema to the newest migration (the only command that migrates)."""
+    from siteops.store.db import SchemaMismatch, StoreError, check_schema, database_url, masked, upgrade
 
-    upgrade()
-    typer.echo(f"store up to date: {get_settings().effective_database_url.split('@')[-1]}")
+    url = database_url()
+    try:
+        try:
+            check_schema(url)  # a store that does not answer fails here, in seconds
+        except SchemaMismatch as exc:
+            if exc.newer:  # migrated by newer code: nothing here can bring it back
+                raise
+            upgrade(url)
+        revisions = check_schema(url)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"store up to date at revision {', '.join(revisions)}: {masked(url)}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """The store's schema revision and the one this code expects (exit 1 if they differ)."""
+    from siteops.store.db import StoreError, current_revisions, database_url, expected_revisions, masked
+
+    url = database_url()
+    try:
+        current = current_revisions(url)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    expected = expected_revisions()
+    typer.echo(f"store:    {masked(url)}\ncurrent:  {', '.join(current) or '(no schema)'}\n"
+               f"expected: {', '.join(expected)}")
+    if set(current) != set(expected):
+        raise typer.Exit(1)

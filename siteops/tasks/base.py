@@ -32,6 +32,7 @@ from celery import Task
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from celery.worker.request import Request
 
+from siteops.config.queues import register_task
 from siteops.config.redaction import refuse_secret_arguments
 from siteops.config.sites import get_registry
 from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
@@ -241,6 +242,8 @@ def siteops_task(
     """Declare a task: `@siteops_task("siteops.ops.ping")` over `def ping(self, site)`."""
     if not TASK_NAME.match(name):
         raise ValueError(f"task name {name!r} must look like siteops.<area>.<verb_noun>")
+    # Producers route by name: the declaration must agree with the table they read.
+    register_task(name, site_bound)
     from siteops.celery_app import app
 
     return app.task(  # type: ignore[no-any-return]
