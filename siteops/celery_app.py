@@ -40,6 +40,7 @@ app = SiteopsCelery(
         "siteops.tasks.ops",
         "siteops.tasks.scans",
         "siteops.tasks.alerts",
+        "siteops.tasks.events",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

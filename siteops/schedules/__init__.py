@@ -57,7 +57,25 @@ def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
                 "args": [site.code],
                 "options": {"queue": site_queue(site.code), "expires": max(5.0, minutes * 60 * 0.9)},
             }
+    entries.update(event_entries(registry))
     return entries
+
+
+#: Minutes between catch-up passes over Odoo changes that no webhook announced.
+CATCH_UP_MINUTES = 10
+
+
+def event_entries(registry: Any) -> dict[str, dict[str, Any]]:
+    """One catch-up per site (siteops.services.events), staggered by a minute per site."""
+    return {
+        f"events:{site.code}:catch_up": {
+            "task": "siteops.events.catch_up",
+            "schedule": _every(CATCH_UP_MINUTES, offset=index),
+            "args": [site.code],
+            "options": {"queue": site_queue(site.code), "expires": CATCH_UP_MINUTES * 60 * 0.9},
+        }
+        for index, site in enumerate(registry)
+    }
 
 
 def describe(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

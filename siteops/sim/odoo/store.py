@@ -309,7 +309,9 @@ class Database:
             row[name] = value
         stamp = values.get("create_date") or now_str()
         row.setdefault("create_date", stamp)
-        row.setdefault("write_date", stamp)
+        # Odoo stamps write_date with its clock at the write: never in the future, even
+        # when the data set backdates or post-dates create_date for realism.
+        row.setdefault("write_date", min(stamp, now_str()))
         row.setdefault("create_uid", uid)
         row.setdefault("write_uid", uid)
         return table.insert(row)
