@@ -79,6 +79,8 @@ class Area:
 AREAS: Mapping[str, Area] = MappingProxyType({
     "siteops.scan": Area(SITE),
     "siteops.alerts": Area(SITE),
+    "siteops.events": Area(SITE),  # Odoo record changes from the ingress and the catch-up
+    "siteops.replenish": Area(SITE, open=True),  # shortages -> transfer or purchase requests
     "siteops.shipping": Area(SITE, open=True),  # carriers
     "siteops.edi": Area(SITE, open=True),
     "siteops.reconcile": Area(SITE, open=True),
@@ -97,6 +99,8 @@ TASKS: Mapping[str, Binding] = MappingProxyType({
     "siteops.scan.aging_backorders": SITE,
     "siteops.alerts.notify_odoo": SITE,
     "siteops.alerts.send_webhook": SITE,
+    "siteops.events.record_changed": SITE,
+    "siteops.events.catch_up": SITE,
 })
 
 #: Tasks declared in this process that the table does not list (plug-ins in an area of

@@ -152,10 +152,9 @@ def mount(name: str) -> Callable[[Hook], Hook]:
 
 
 def celery_publish(app: Any) -> Callable[[str, list[Any], dict[str, Any]], str]:
-    """Publish through the app's normal path (routing by name, secret refusal), retrying the
-    broker connection only briefly: the caller (Odoo) gives up after one second anyway."""
-    app.loader.import_default_modules()  # the router needs the task objects to route by site
-    app.finalize()
+    """Publish through the app's normal path (routing by task name, secret refusal), retrying
+    the broker connection only briefly: the caller (Odoo) gives up after one second anyway.
+    The ingress never imports the task modules: the router needs only the name."""
 
     def publish(name: str, args: list[Any], options: dict[str, Any]) -> str:
         result = app.send_task(name, args=args, retry=True,
