@@ -183,3 +183,114 @@ def test_a_retry_after_beyond_the_cap_is_parked_in_the_database_and_swept_when_d
     assert result.get(timeout=30) == 2  # same task id, second attempt
     assert [r.state for r in audit.runs_for(result.id)] == ["parked", "succeeded"]
     assert waits.get_wait(wait.id).state == "enqueued"  # type: ignore[union-attr]
+
+
+# --- a broker restart under load ----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_redis_restart_under_load_loses_no_task(stack, remote, sig) -> None:
+    """Broker and result backend on one Redis (AOF on), as in production; effects elsewhere."""
+    import redis
+    from kombu import Connection
+
+    from siteops.sim.embedded import RedisServer
+    from tests.conftest import REDIS_PORT
+    from tests.integration.fixture_base_tasks import mark
+
+    port = _free_port()
+    data = TMP / f"redis-restart-{uuid.uuid4().hex[:6]}"
+    server = RedisServer(port=port, data_dir=data, persistent=True).start()
+    broker_url = f"redis://127.0.0.1:{port}/0"
+    env = {"SITEOPS_BROKER_URL": broker_url, "SITEOPS_RESULT_BACKEND": "",
+           "SITEOPS_TEST_REMOTE_URL": f"redis://127.0.0.1:{REDIS_PORT}/3"}
+    broker = redis.Redis(port=port)
+    try:
+        worker = stack.worker("WEB", concurrency=2, wait=False, env=env)
+        poll(lambda: worker.alive() and any(broker.scan_iter(match="siteops:worker:*")), 60, "the worker")
+        batch, total = uuid.uuid4().hex, 200
+        with Connection(broker_url) as conn:
+            for n in range(total):
+                mark.apply_async(args=["WEB", batch, n], connection=conn)
+        poll(lambda: remote.scard(f"done:{batch}") >= 20, 60, "the backlog to be draining")
+
+        server.stop(sig)  # mid-run: two tasks running, more reserved, the rest queued
+        time.sleep(2)  # the outage itself (not synchronisation)
+        server = RedisServer(port=port, data_dir=data, persistent=True).start()
+
+        def missing() -> set[int]:
+            done = {int(n) for n in remote.smembers(f"done:{batch}")}
+            return set(range(total)) - done
+
+        try:
+            poll(lambda: not missing(), 120, "every task's effect")
+        except AssertionError:
+            raise AssertionError(f"lost {sorted(missing())} after a {sig.name} restart:\n"
+                                 f"{worker.log_text()[-4000:]}") from None
+        assert worker.alive()
+        print(f"{sig.name}: {total} tasks, {int(remote.get(f'runs:{batch}') or 0)} runs (reruns are "
+              "cancelled or unacked work put back)")
+        worker.stop()
+    finally:
+        server.stop()
+
+
+# --- the store goes away mid-task (PostgreSQL) -------------------------------------------
+
+
+@pytest.fixture
+def pg_store() -> Any:
+    import sqlalchemy as sa
+
+    if not _postgres_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (CI=true: the PostgreSQL variants must run)")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    name = f"siteops_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    def available(yes: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if yes else "false"}'))
+            if not yes:  # and cut every open connection: a failover, as the worker sees it
+                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+
+    try:
+        with use_store(url):
+            yield url, available
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_the_store_unavailable_mid_task_is_retried_and_the_task_completes(stack, remote, pg_store) -> None:
+    from siteops.store import audit
+    from tests.integration.fixture_base_tasks import store_touch
+
+    url, available = pg_store
+    worker = stack.worker("EAST", concurrency=1, env={"SITEOPS_DATABASE_URL": url})
+    key = uuid.uuid4().hex
+    result = store_touch.delay("EAST", key)
+    poll(lambda: remote.get(f"attempts:{key}") == "1", 30, "the task to start")
+
+    available(False)  # the store goes away while the task runs
+    remote.set(f"go:{key}", 1)
+    poll(lambda: int(remote.get(f"attempts:{key}") or 0) >= 2, 30, "a retry while the store is down")
+    assert remote.llen(f"effects:{key}") == 0
+    available(True)
+
+    attempts = result.get(timeout=60)
+    assert attempts >= 2
+    assert remote.lrange(f"effects:{key}", 0, -1) == [result.id]  # once, and only after the store was back
+    runs = audit.runs_for(result.id)
+    assert runs[-1].state == "succeeded" and runs[-1].attempt == attempts
+    assert not dead_letters_of(result.id)
+    assert "store_unavailable" in worker.log_text() or "OperationalError" in worker.log_text()
