@@ -25,10 +25,11 @@ def remote() -> redis.Redis:
 
 
 @siteops_task("siteops.testing.mark", idempotent=True)
-def mark(self: SiteopsTask, site: str, batch: str, n: int) -> None:
-    """A short idempotent effect: n joins the batch's set (a rerun adds nothing new)."""
-    time.sleep(0.05)
+def mark(self: SiteopsTask, site: str, batch: str, n: int, hold: float = 0.05) -> None:
+    """An idempotent effect: n joins the batch's set (a rerun adds nothing new)."""
     r = remote()
+    r.sadd(f"running:{batch}", n)
+    time.sleep(hold)  # the work itself
     r.sadd(f"done:{batch}", n)
     r.incr(f"runs:{batch}")
 

@@ -209,11 +209,13 @@ def test_a_redis_restart_under_load_loses_no_task(stack, remote, sig) -> None:
     try:
         worker = stack.worker("WEB", concurrency=2, wait=False, env=env)
         poll(lambda: worker.alive() and any(broker.scan_iter(match="siteops:worker:*")), 60, "the worker")
-        batch, total = uuid.uuid4().hex, 200
+        batch, total, held = uuid.uuid4().hex, 200, {40, 41}
         with Connection(broker_url) as conn:
             for n in range(total):
-                mark.apply_async(args=["WEB", batch, n], connection=conn)
-        poll(lambda: remote.scard(f"done:{batch}") >= 20, 60, "the backlog to be draining")
+                # Two long tasks in the backlog: the restart surely finds both pool processes busy.
+                mark.apply_async(args=["WEB", batch, n], kwargs={"hold": 4.0 if n in held else 0.05},
+                                 connection=conn)
+        poll(lambda: held <= {int(n) for n in remote.smembers(f"running:{batch}")}, 60, "the long tasks to run")
 
         server.stop(sig)  # mid-run: two tasks running, more reserved, the rest queued
         time.sleep(2)  # the outage itself (not synchronisation)
