@@ -213,7 +213,7 @@ def test_a_redis_restart_under_load_loses_no_task(stack, remote, sig) -> None:
         with Connection(broker_url) as conn:
             for n in range(total):
                 # Two long tasks in the backlog: the restart surely finds both pool processes busy.
-                mark.apply_async(args=["WEB", batch, n], kwargs={"hold": 4.0 if n in held else 0.05},
+                mark.apply_async(args=["WEB", batch, n], kwargs={"hold": 2.0 if n in held else 0.02},
                                  connection=conn)
         poll(lambda: held <= {int(n) for n in remote.smembers(f"running:{batch}")}, 60, "the long tasks to run")
 
