@@ -69,6 +69,9 @@ config: dict[str, Any] = {
     # A lost broker connection cancels running late-ack tasks: their messages come back
     # and run again, instead of being acked on a channel that no longer exists.
     "worker_cancel_long_running_tasks_on_connection_loss": True,
+    # Our consumer sets malformed messages aside as dead letters (instead of crashing or
+    # dropping them) and puts back what a lost connection left unacked (siteops.worker.intake).
+    "worker_consumer": "siteops.worker.intake:SiteopsConsumer",
     # Flower and the exporter need task events, including "sent" for queued work.
     "worker_send_task_events": True,
     "task_send_sent_event": True,

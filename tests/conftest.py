@@ -54,7 +54,7 @@ os.environ.update(
     SITEOPS_BROKER_URL=BROKER_URL,
     SITEOPS_DATABASE_URL=SQLITE_URL,
     SITEOPS_SITES_FILE=str(_test_sites_file()),
-    SITEOPS_TASK_MODULES="tests.integration.fixture_tasks",
+    SITEOPS_TASK_MODULES="tests.integration.fixture_tasks,tests.integration.fixture_base_tasks",
     PROMETHEUS_MULTIPROC_DIR=str(TMP / "prometheus"),
 )
 (TMP / "prometheus").mkdir()
@@ -149,14 +149,15 @@ class Stack:
         self.procs.append(wp)
         return wp
 
-    def worker(self, *sites: str, platform: bool = False, concurrency: int = 1, wait: bool = True) -> WorkerProcess:
+    def worker(self, *sites: str, platform: bool = False, concurrency: int = 1, wait: bool = True,
+               env: dict[str, str] | None = None) -> WorkerProcess:
         args = ["worker", "-c", str(concurrency), "-l", "INFO"]
         for site in sites:
             args += ["--site", site]
         if platform:
             args.append("--platform")
         name = "+".join([*sites, *(["platform"] if platform else [])])
-        wp = self._spawn(name, args)
+        wp = self._spawn(name, args, env)
         wp.nodename = f"{name}@{socket.gethostname()}"
         if wait:
             self.wait_ready(wp)

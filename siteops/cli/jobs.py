@@ -187,6 +187,7 @@ def _dead_dict(d: Any) -> dict[str, Any]:
         "created_at": d.created_at.isoformat(),
         "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
         "replayed_task_id": d.replayed_task_id,
+        "message": d.message,
     }
 
 

@@ -45,6 +45,10 @@ class RunState:
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
     LOST = "lost"  # its worker died with it; recover_lost put the message back
+    CANCELLED = "cancelled"  # the broker connection was lost; the message is put back on reconnect
+    REVOKED = "revoked"  # an operator revoked (or terminated) it; not run again
+    EXPIRED = "expired"  # its message expired before it ran; not run
+    PARKED = "parked"  # waiting in the database (store.waits) until it falls due
     FINAL = frozenset({SUCCEEDED, FAILED, DEAD_LETTERED, LOST})
 
 
@@ -96,6 +100,9 @@ class DeadLetter(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     replayed_at: Mapped[dt.datetime | None] = mapped_column()
     replayed_task_id: Mapped[str | None] = mapped_column(String(64))
+    # A message set aside by the worker (reason malformed): its raw headers, delivery info
+    # and a bounded copy of its body, because there are no usable args to keep.
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class OpState:
@@ -188,4 +195,9 @@ class ScanRun(Base):
     __table_args__ = (
         Index("ix_scan_runs_site_kind_status", "site", "kind", "status", "finished_at"),
     )
-from siteops.store import events as _events  # noqa: E402, F401  (odoo events seen, catch-up watermarks)
+
+
+# Tables that live with their API, in their own modules (imported here so that every
+# process that loads the models knows the whole schema).
+import siteops.store.events  # noqa: E402, F401  (odoo events seen, catch-up watermarks)
+import siteops.store.waits  # noqa: E402, F401  (parked waits)
