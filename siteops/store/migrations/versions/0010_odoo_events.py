@@ -1,14 +1,14 @@
 """odoo events seen and catch-up watermarks
 
 Revision ID: 0010
-Revises: 0002
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
