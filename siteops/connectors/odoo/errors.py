@@ -26,6 +26,13 @@ from siteops.connectors.errors import (
 )
 
 SYSTEM = "odoo"
+
+
+class MissingRecord(PermanentError):
+    """The record does not exist (any more): `odoo.exceptions.MissingError`. Callers may
+    treat the work as moot (an alert about a deleted record) rather than failed."""
+
+
 RETRYABLE_STATUS = frozenset({502, 503, 504})
 # Server-side errors that go away on their own (Odoo retried 5 times and gave up).
 RETRYABLE_NAMES = frozenset({
@@ -33,6 +40,7 @@ RETRYABLE_NAMES = frozenset({
     "psycopg2.errors.LockNotAvailable", "psycopg2.OperationalError", "psycopg2.errors.OperationalError",
     "odoo.exceptions.ConcurrencyError",
 })
+MISSING_NAMES = frozenset({"odoo.exceptions.MissingError"})
 AUTH_NAMES = frozenset({"odoo.exceptions.AccessDenied", "odoo.http.SessionExpiredException",
                         "werkzeug.exceptions.Unauthorized"})
 
@@ -51,6 +59,8 @@ def classify_remote(name: str, message: str, operation: str) -> ConnectorError:
         return AuthError(text, system=SYSTEM, operation=operation)
     if name in RETRYABLE_NAMES:
         return RetryableError(text, system=SYSTEM, operation=operation)
+    if name in MISSING_NAMES:
+        return MissingRecord(text, system=SYSTEM, operation=operation)
     return PermanentError(text, system=SYSTEM, operation=operation)
 
 
