@@ -22,14 +22,35 @@ SITE = "NORTH"
 ODOO_TIMEOUT = 5.0
 
 
-@pytest.fixture(scope="module")
-def store():
-    with use_store(f"sqlite:///{TMP / f'findings-{uuid.uuid4().hex[:8]}.db'}") as url:
-        yield url
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(request):
+    """A store of this module's own, on SQLite and then on PostgreSQL (the workers inherit it)."""
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_URL, _postgres_reachable
+
+    if request.param == "sqlite":
+        with use_store(f"sqlite:///{TMP / f'findings-{uuid.uuid4().hex[:8]}.db'}") as url:
+            yield url
+        return
+    if not _postgres_reachable():
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    name = f"siteops_findings_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        with use_store(PG_URL.rsplit("/", 1)[0] + f"/{name}") as url:
+            yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="module")
-def odoo():
+def odoo(store):
+    """A fresh simulated Odoo per store: finding ids (and so the markers) start again at 1."""
     from siteops.config.sites import get_registry
     from siteops.connectors.odoo import reset_client
     from siteops.sim.odoo import start
@@ -51,7 +72,7 @@ def odoo():
 
 
 @pytest.fixture(scope="module")
-def hooks():
+def hooks(store):
     from siteops.sim.webhook import Receiver, serve
 
     receiver = Receiver(secret=SECRET)
@@ -66,7 +87,9 @@ def hooks():
 
 @pytest.fixture(scope="module")
 def worker(stack, store, odoo, hooks):
-    return stack.worker(SITE, concurrency=6)
+    wp = stack.worker(SITE, concurrency=6)
+    yield wp
+    wp.stop()  # the next store's worker must be the only one on site.NORTH
 
 
 def scan_task(kind: str):
