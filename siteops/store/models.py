@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -144,8 +144,9 @@ class Finding(Base):
     __tablename__ = "findings"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # site:kind:rule:model:record_id. Not unique: a problem that comes back after it was
-    # resolved is a new finding (with its own alert), the old one stays as history.
+    # site:kind:rule:model:record_id. Unique among active findings only: a problem that
+    # comes back after it was resolved is a new finding (with its own alert), the old one
+    # stays as history.
     fingerprint: Mapped[str] = mapped_column(String(300), index=True)
     site: Mapped[str] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(String(32))
@@ -169,6 +170,10 @@ class Finding(Base):
 
     __table_args__ = (
         Index("ix_findings_site_kind_status", "site", "kind", "status"),
+        # One ACTIVE finding per problem, whatever scans overlap (history may repeat it).
+        Index("ux_findings_active_fingerprint", "fingerprint", unique=True,
+              postgresql_where=text("status IN ('open', 'acknowledged')"),
+              sqlite_where=text("status IN ('open', 'acknowledged')")),
     )
 
 
@@ -199,5 +204,6 @@ class ScanRun(Base):
 
 # Tables that live with their API, in their own modules (imported here so that every
 # process that loads the models knows the whole schema).
-import siteops.store.events  # noqa: E402, F401  (odoo events seen, catch-up watermarks)
+import siteops.store.alert_debts  # noqa: E402  (the alert ledger: findings owe alerts)
+import siteops.store.events  # noqa: E402  (odoo events seen, catch-up watermarks)
 import siteops.store.waits  # noqa: E402, F401  (parked waits)

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -118,6 +119,15 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         poll(lambda: odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) >= planted, 60,
              "an Odoo activity per finding")
         assert odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) == planted
+        # Zero dead letters, and one activity per finding of every kind (quant and move
+        # alerts included: they sit on the product or the picking, which have a chatter).
+        with sqlite3.connect(var / "siteops.db") as db:
+            assert db.execute("select task_name, error_message from dead_letters").fetchall() == []
+        acts = odoo.env["mail.activity"].search_read([("summary", "=like", "[siteops #%")], ["summary"])
+        per_finding = Counter(int(a["summary"].split("#", 1)[1].split("]", 1)[0]) for a in acts)
+        for kind in ("aging_transfers", "overdue_receipts", "aging_backorders", "stock_anomalies"):
+            of_kind = [f["id"] for f in found if f["kind"] == kind]
+            assert of_kind and {i: per_finding[i] for i in of_kind} == dict.fromkeys(of_kind, 1), kind
     finally:
         stop(run, log)
 

@@ -64,3 +64,23 @@ def record(self: SiteopsTask, site: str, key: str) -> None:
 @siteops_task("siteops.testing.noop", idempotent=True)
 def noop(self: SiteopsTask, site: str) -> None:
     return None
+
+
+def _crash_point_before_alert_publish() -> None:
+    """Test-only crash point: a scan's pool process dies after its commit, before it
+    publishes the alerts it owes. Armed by the test (`crash:before-alert-publish` in the
+    remote Redis), it fires once; production code has no such hook (this module is loaded
+    only by the test workers, through SITEOPS_TASK_MODULES)."""
+    from siteops.services import scans
+
+    original = scans.publish_owed
+
+    def publish_owed(site_code: str, applied: Any, channels: tuple[str, ...]) -> None:
+        if applied.opened and remote().delete("crash:before-alert-publish"):
+            os._exit(70)  # like a SIGKILL: no cleanup, no except clause runs
+        original(site_code, applied, channels)
+
+    scans.publish_owed = publish_owed  # type: ignore[assignment]
+
+
+_crash_point_before_alert_publish()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from siteops.sim.odoo.store import Table, UserError, now_str
+from siteops.sim.odoo.store import BuiltinError, Table, UserError, now_str
 
 if TYPE_CHECKING:
     from siteops.sim.odoo.orm import Env
@@ -76,6 +76,13 @@ def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
     elif model == "mail.activity":
         imodel = _row(env, "ir.model", vals.get("res_model_id"))
         vals["res_model"] = imodel.get("model")
+        document = db.tables.get(str(vals["res_model"]))
+        if document is not None and not document.mdef.mail_thread:
+            # Odoo's mail.activity.create subscribes the assignee to the document
+            # (message_subscribe): a model without mail.thread has no such method.
+            raise BuiltinError("AttributeError", f"'{document.name}' object has no attribute 'message_subscribe'")
+        if document is not None and vals.get("res_id") not in document.rows:
+            env._existing(document, [int(vals.get("res_id") or 0)])
         vals.setdefault("user_id", env.uid)
         vals.setdefault("date_deadline", db.today())
         if not vals.get("activity_type_id"):

@@ -36,6 +36,9 @@ class FaultConfig:
     slow_page_min: int = 0  # a search_read/read returning at least this many records...
     slow_page_seconds: float = 0.0  # ...waits this long first
     auth_revoked: bool = False  # every credential check fails (AccessDenied / 401)
+    # Seconds a successful answer is held AFTER the call took effect (limited by `methods`):
+    # the client times out although Odoo did the work, the case a `check` exists for.
+    reply_latency: float = 0.0
     seed: int = 0
 
 
@@ -107,6 +110,12 @@ class Faults:
                 d.error_name, d.error_message = c.error_name, c.error_message
                 d.retry_after = c.error_retry_after
             return d
+
+    def reply_delay(self, method: str) -> float:
+        c = self.config
+        if not c.reply_latency or (c.methods and method not in c.methods):
+            return 0.0
+        return c.reply_latency
 
     def slow_page(self, records: int) -> float:
         c = self.config

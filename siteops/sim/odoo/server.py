@@ -252,6 +252,8 @@ class Handler(BaseHTTPRequestHandler):
             entry["error"] = f"builtins.{type(exc).__name__}"
             err = BuiltinError(type(exc).__name__, str(exc))
             return self._send_json(200, {"jsonrpc": "2.0", "id": rid, "error": self._error(err)})
+        if reply_delay := self.server.faults.reply_delay(str(fault_key)):
+            time.sleep(reply_delay)  # the effect is done; the answer comes too late (fault injection)
         payload: dict[str, Any] = {"jsonrpc": "2.0", "id": rid}
         if result is not None:  # Odoo 17 omits `result` for None
             payload["result"] = result
