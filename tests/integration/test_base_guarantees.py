@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PG_URL, ROOT, TMP, _free_port, _postgres_reachable, poll, use_store
+from tests.conftest import ROOT, TMP, _free_port, poll, postgres_database, use_store
 
 pytestmark = pytest.mark.integration
 
@@ -243,33 +243,21 @@ def test_a_redis_restart_under_load_loses_no_task(stack, remote, sig) -> None:
 
 @pytest.fixture
 def pg_store() -> Any:
+    """A PostgreSQL store that the test can switch off and on (a failover, as workers see it)."""
     import sqlalchemy as sa
 
-    if not _postgres_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (CI=true: the PostgreSQL variants must run)")
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    name = f"siteops_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    with postgres_database("siteops_outage") as (url, admin):
+        name = url.rsplit("/", 1)[1]
 
-    def available(yes: bool) -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if yes else "false"}'))
-            if not yes:  # and cut every open connection: a failover, as the worker sees it
-                conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                     "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+        def available(yes: bool) -> None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if yes else "false"}'))
+                if not yes:  # and cut every open connection
+                    conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                         "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
 
-    try:
         with use_store(url):
             yield url, available
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.postgres

@@ -25,27 +25,14 @@ ODOO_TIMEOUT = 5.0
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def store(request):
     """A store of this module's own, on SQLite and then on PostgreSQL (the workers inherit it)."""
-    import sqlalchemy as sa
-
-    from tests.conftest import PG_URL, _postgres_reachable
+    from tests.conftest import postgres_database
 
     if request.param == "sqlite":
         with use_store(f"sqlite:///{TMP / f'findings-{uuid.uuid4().hex[:8]}.db'}") as url:
             yield url
         return
-    if not _postgres_reachable():
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    name = f"siteops_findings_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        with use_store(PG_URL.rsplit("/", 1)[0] + f"/{name}") as url:
-            yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("siteops_findings") as (pg_url, _), use_store(pg_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

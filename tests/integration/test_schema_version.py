@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from tests.conftest import PG_URL, ROOT, TMP, _postgres_reachable
+from tests.conftest import ROOT, TMP, postgres_database
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +25,8 @@ def blank_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{TMP / f'blank-{uuid.uuid4().hex[:8]}.db'}"
         return
-    if not _postgres_reachable():
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    name = f"siteops_schema_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("siteops_schema") as (url, _):
+        yield url
 
 
 @contextlib.contextmanager
