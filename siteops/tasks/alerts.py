@@ -69,6 +69,8 @@ def notify_odoo(self: SiteopsTask, site: str, finding_id: int, event: str) -> di
     message_id = self.idempotent_call(
         f"odoo:{site}:note:{finding_id}:{event}",
         lambda: odoo.post_note(finding.model, finding.record_id, f"{tag} {event}: {finding.title}"),
+        # No check yet: a repeated chatter note is visible but harmless.
+        on_unknown="repeat",
     )
     if event == "opened":
         store.set_activity(finding_id, int(activity_id))
@@ -87,6 +89,8 @@ def send_webhook(self: SiteopsTask, site: str, finding_id: int, event: str) -> d
     status = self.idempotent_call(
         f"webhook:{delivery}",
         lambda: webhook.post(url, payload, secret=webhook.configured_secret(), delivery_id=delivery),
+        # The receiver dedupes on the delivery id header, so repeating is safe.
+        on_unknown="repeat",
     )
     ALERTS.labels(site, "webhook", event).inc()
     return {"status": status, "delivery": delivery}
