@@ -62,10 +62,11 @@ OnUnknown = Literal["repeat", "dead_letter"]
 ON_UNKNOWN: tuple[str, ...] = ("repeat", "dead_letter")
 
 #: A holder that stops renewing (its process died or froze) loses the operation after
-#: this long. Shorter than the lost-message recovery (siteops.worker.recovery, >= 60 s),
-#: so a message put back after a whole-worker death finds the lease already expired.
-LEASE_SECONDS = 30.0
-RENEW_EVERY = 5.0
+#: this long. About the lost-message recovery time of a dead worker (10-15 s, see
+#: siteops.worker.recovery), so a message put back after a whole-worker death finds the
+#: lease expired, or expiring within the few seconds the delivery waits.
+LEASE_SECONDS = 15.0
+RENEW_EVERY = 3.0
 #: How long a second delivery waits for a verdict on a holder that looks alive before it
 #: gives up and retries later: three heartbeats, so a pool process killed under a live
 #: worker is recognised as gone within the wait.

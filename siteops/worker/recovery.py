@@ -18,13 +18,24 @@ again after the visibility timeout, which must stay longer than the longest task
    spanning at least `MIN_UNCLAIMED_SECONDS` of the recoverer's OWN monotonic clock.
    Nothing is judged from kombu's ``unacked_index`` score (the consuming host's clock).
 
-The trade-off, in numbers: a worker's main process may stall (SIGSTOP, swap, a GC pause,
-a cgroup freeze) for up to `HEARTBEAT_TTL - HEARTBEAT_INTERVAL` = 58 s, plus the
-recovery passes, before its messages count as lost; a worker that died whole has its
-work put back at most ``HEARTBEAT_TTL + RECOVERY_PASSES * RECOVERY_EVERY`` = 75 s (plus one
-pass) after its last heartbeat. Should a stall outlast that, the redelivered copy still
-cannot repeat an effect its holder is running: the operation lease (store.operations) is
-renewed by the pool process itself, which a stalled main process does not stop.
+A worker counts as gone when its heartbeat key expired, or — faster — when its heartbeat
+*connection* (named ``siteops-hb:<worker>``, seen in CLIENT LIST) has disappeared on
+`RECOVERY_PASSES` consecutive passes. The kernel closes a killed process's sockets, so a
+process that died (OOM killer, SIGKILL, crash) is seen within seconds; a process that is
+merely stalled (SIGSTOP, swap, GC, a frozen cgroup) keeps its socket open and is judged by
+the key alone. The connection evidence is used only for workers whose connection this
+recoverer has seen at least once (a proxy in front of Redis, or an ACL without CLIENT
+LIST, leaves only the key).
+
+The trade-off, in numbers (RECOVERY_EVERY = 5 s, RECOVERY_PASSES = 3, TTL = 60 s):
+- a stalled main process is tolerated for `HEARTBEAT_TTL - HEARTBEAT_INTERVAL` = 58 s
+  (plus the ~10 s of passes) before its messages count as lost: a 45 s SIGSTOP is safe;
+- a worker process that died whole has its work put back 10-15 s after its death;
+- a whole host that vanished (no FIN, the connection lingers) after at most
+  ``HEARTBEAT_TTL + RECOVERY_PASSES * RECOVERY_EVERY`` = 75 s (plus one pass).
+Should a stall outlast the TTL, the redelivered copy still cannot repeat an effect its
+holder is running: the operation's lease (store.operations) is renewed by the pool process
+itself, which a stalled main process does not stop.
 """
 
 from __future__ import annotations
@@ -119,18 +130,25 @@ def _pool_pids(consumer: Any) -> list[int]:
     return pids
 
 
-def heartbeat_client(url: str) -> redis.Redis:
+def heartbeat_client(url: str, name: str | None = None) -> redis.Redis:
+    """A client of its own (not the broker's pool), with timeouts. `name`: the connection's
+    CLIENT SETNAME, by which the recoverer sees that the worker's process still exists."""
     return redis.Redis.from_url(url, socket_timeout=HEARTBEAT_SOCKET_TIMEOUT,
-                                socket_connect_timeout=HEARTBEAT_SOCKET_TIMEOUT, socket_keepalive=True)
+                                socket_connect_timeout=HEARTBEAT_SOCKET_TIMEOUT, socket_keepalive=True,
+                                client_name=name)
+
+
+def connection_name(worker: str) -> str:
+    return f"siteops-hb:{worker}"
 
 
 class Heartbeat(threading.Thread):
-    def __init__(self, consumer: Any, client: redis.Redis) -> None:
+    def __init__(self, consumer: Any, url: str) -> None:
         super().__init__(name="siteops-heartbeat", daemon=True)
         self.consumer = consumer
-        self.client = client
         name = _instance or f"{consumer.hostname}:{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.key = f"{WORKER_KEY}{name}"
+        self.client = heartbeat_client(url, connection_name(name))
         self.stopping = threading.Event()
 
     def queues(self) -> list[str]:
@@ -165,7 +183,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     url = sender.app.conf.broker_url
     if not _is_redis(url):
         return  # AMQP brokers redeliver on connection loss themselves
-    _heartbeat = Heartbeat(sender, heartbeat_client(url))
+    _heartbeat = Heartbeat(sender, url)
     _heartbeat.start()
 
 
@@ -277,12 +295,46 @@ class Recoverer:
         self.clock = clock
         # tag -> (consecutive passes seen unclaimed, when first seen so, on our clock)
         self.unclaimed: dict[str, tuple[int, float]] = {}
+        # worker -> (consecutive passes its heartbeat connection was missing, since when)
+        self.disconnected: dict[str, tuple[int, float]] = {}
+        self.connected_once: set[str] = set()
+        self.client_list_works = True
+
+    def _gone_by_connection(self, client: redis.Redis, workers: dict[str, Any], now: float) -> set[str]:
+        """Workers with a heartbeat key whose process is nevertheless gone (its connection is)."""
+        if not self.client_list_works:
+            return set()
+        try:
+            names = {str(c.get("name") or "") for c in client.client_list()}
+        except redis.ResponseError as exc:  # ACL or a proxy: rely on the key's TTL
+            log.warning("CLIENT LIST refused (%s); dead workers are seen when their heartbeat expires", exc)
+            self.client_list_works = False
+            return set()
+        gone: set[str] = set()
+        for name in workers:
+            if connection_name(name) in names:
+                self.connected_once.add(name)
+                self.disconnected.pop(name, None)
+                continue
+            if name not in self.connected_once:
+                continue
+            seen, since = self.disconnected.get(name, (0, now))
+            self.disconnected[name] = (seen + 1, since)
+            if seen + 1 >= self.passes and now - since >= self.min_unclaimed:
+                gone.add(name)
+        for name in [n for n in self.disconnected if n not in workers]:
+            del self.disconnected[name]
+        self.connected_once &= set(workers)
+        return gone
 
     def run(self, client: redis.Redis, channel: Any, *, on_lost: LostCallback | None = None) -> RecoveryReport:
         """One pass. `channel`: a kombu Redis channel. `on_lost(task info, worker, delivered_at)`
         is called for each message put back (siteops records the lost run there)."""
         now = self.clock()
         workers = live_workers(client)
+        for name in self._gone_by_connection(client, workers, now):
+            log.warning("worker %s: heartbeat connection gone for %d passes; counting it dead", name, self.passes)
+            del workers[name]
         report = RecoveryReport(live_workers=sorted(workers))
         claimed: dict[str, str] = {}
         for name, beat in workers.items():
