@@ -15,7 +15,10 @@ again after the visibility timeout, which must stay longer than the longest task
    seconds. It remembers which worker held each unacked tag, and puts a message back on
    its queue only once the tag has been seen unclaimed — no live heartbeat lists it and
    its last known holder has no live heartbeat — on `RECOVERY_PASSES` consecutive passes
-   spanning at least `MIN_UNCLAIMED_SECONDS` of the recoverer's OWN monotonic clock.
+   spanning at least `MIN_UNCLAIMED_SECONDS` of the recoverer's OWN monotonic clock. A tag
+   no heartbeat ever listed (its worker died, or stalled, before its next heartbeat) also
+   waits until every live worker serving its queue has published a new heartbeat without
+   it: a stalled worker that has not spoken since could still be its holder.
    Nothing is judged from kombu's ``unacked_index`` score (the consuming host's clock).
 
 A worker counts as gone when its heartbeat key expired, or — faster — when its heartbeat
@@ -293,8 +296,10 @@ class Recoverer:
         self.passes = passes
         self.min_unclaimed = min_unclaimed
         self.clock = clock
-        # tag -> (consecutive passes seen unclaimed, when first seen so, on our clock)
-        self.unclaimed: dict[str, tuple[int, float]] = {}
+        # tag -> (consecutive passes seen unclaimed, when first seen so on our clock, and
+        # for a never-claimed tag the heartbeat (its ts, as a version) of each live worker
+        # serving its queue at that moment)
+        self.unclaimed: dict[str, tuple[int, float, dict[str, Any]]] = {}
         # worker -> (consecutive passes its heartbeat connection was missing, since when)
         self.disconnected: dict[str, tuple[int, float]] = {}
         self.connected_once: set[str] = set()
@@ -355,10 +360,18 @@ class Recoverer:
             if tag in claimed or (holder is not None and holder in workers):
                 self.unclaimed.pop(tag, None)  # its worker is alive (it may be acking it right now)
                 continue
-            seen, since = self.unclaimed.get(tag, (0, now))
+            entry = self.unclaimed.get(tag)
+            if entry is None:
+                # Never claimed: its holder may be a live worker that received it just
+                # before it stalled, and has not published it since. Remember the
+                # heartbeat of every worker serving its queue as it is now.
+                entry = (0, now, {} if holder else self._serving(client, tag, workers))
+            seen, since, silent_since = entry
             seen += 1
-            self.unclaimed[tag] = (seen, since)
-            if seen < self.passes or now - since < self.min_unclaimed:
+            self.unclaimed[tag] = (seen, since, silent_since)
+            # A worker that has not published a heartbeat since may still claim it.
+            silent = [w for w, ts in silent_since.items() if w in workers and workers[w].get("ts") == ts]
+            if seen < self.passes or now - since < self.min_unclaimed or silent:
                 report.watching += 1
                 continue
             if self._restore(client, channel, tag, holder, on_lost, report) and holder:
@@ -369,6 +382,14 @@ class Recoverer:
             client.hset(RECOVERY_STATUS_KEY, mapping={"last_pass": time.time(), "watching": report.watching})
             client.hincrby(RECOVERY_STATUS_KEY, "passes", 1)
         return report
+
+    @staticmethod
+    def _serving(client: redis.Redis, tag: str, workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        queue = None
+        with contextlib.suppress(Exception):
+            queue = json.loads(client.hget(UNACKED, tag) or b"null")[2]
+        return {name: beat.get("ts") for name, beat in workers.items()
+                if queue is None or queue in beat.get("queues", [])}
 
     def _restore(self, client: redis.Redis, channel: Any, tag: str, holder: str | None,
                  on_lost: LostCallback | None, report: RecoveryReport) -> bool:
