@@ -45,9 +45,9 @@ def test_pool_process_killed_in_the_reply_window_does_not_repeat_the_effect(stac
     from siteops.store import audit
     from tests.integration.fixture_tasks import effect_in_reply_window
 
-    worker = stack.serving("EAST", concurrency=2)
+    worker = stack.worker("NORTH", concurrency=2)
     key = uuid.uuid4().hex
-    result = effect_in_reply_window.delay("EAST", key, hold_seconds=120)
+    result = effect_in_reply_window.delay("NORTH", key, hold_seconds=120)
     # The effect has happened at the remote side; its reply has not come back yet.
     [(_host, pid)] = poll(lambda: started(remote, key), 30, "the effect to reach the remote side")
     assert remote.llen(f"effects:{key}") == 1
@@ -61,9 +61,10 @@ def test_pool_process_killed_in_the_reply_window_does_not_repeat_the_effect(stac
     runs = audit.runs_for(result.id)
     assert [r.state for r in runs] == ["lost", "dead_lettered"]
     assert runs[1].redelivered is True
-    [dead] = [d for d in audit.list_dead_letters(site="EAST") if d.task_id == result.id]
+    [dead] = [d for d in audit.list_dead_letters(site="NORTH") if d.task_id == result.id]
     assert dead.error_class == "UnknownOutcome" and "resolve" in dead.error_message
     assert worker.alive()
+    worker.stop()
 
 
 @pytest.mark.slow
