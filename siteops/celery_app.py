@@ -125,5 +125,10 @@ def _fresh_connections(**_: Any) -> None:
     dispose_after_fork()
 
 
-# The heartbeat that lets siteops.ops.recover_lost tell dead workers from live ones.
+# The heartbeat that lets lost-work recovery tell dead workers from live ones.
 import siteops.worker.recovery  # noqa: E402, F401
+
+# Housekeeping (lost-work recovery, sweeps) runs inside the platform worker, not as beat tasks.
+from siteops.worker.housekeeping import HousekeepingStep  # noqa: E402
+
+app.steps["consumer"].add(HousekeepingStep)

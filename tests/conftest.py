@@ -179,8 +179,8 @@ class Stack:
 
         poll(ready, timeout, f"worker {wp.name} to be ready", interval=0.1)
 
-    def beat(self) -> WorkerProcess:
-        wp = self._spawn("beat", ["beat", "-l", "INFO"])
+    def beat(self, env: dict[str, str] | None = None) -> WorkerProcess:
+        wp = self._spawn("beat", ["beat", "-l", "INFO"], env)
         return wp
 
     def stop(self) -> None:

@@ -13,12 +13,8 @@ from typing import Any
 
 from celery.schedules import crontab, schedule
 
-from siteops.config.queues import PLATFORM_QUEUE, site_queue
+from siteops.config.queues import site_queue
 from siteops.rules.findings import KINDS
-
-# Lost work must resume within a minute of a worker's death: a heartbeat expires after
-# 10 s, and this sweep runs every 10 s: lost work resumes within about 30 s.
-RECOVER_LOST_EVERY = 10.0
 
 
 def scan_task(kind: str) -> str:
@@ -38,13 +34,9 @@ def _every(minutes: float, offset: int) -> Any:
 
 
 def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
-    entries: dict[str, dict[str, Any]] = {
-        "recover-lost-work": {
-            "task": "siteops.ops.recover_lost",
-            "schedule": RECOVER_LOST_EVERY,
-            "options": {"queue": PLATFORM_QUEUE, "expires": RECOVER_LOST_EVERY * 2},
-        },
-    }
+    # Lost-work recovery is not here: it runs inside the platform worker
+    # (siteops.worker.housekeeping), so it floods neither Flower nor the audit trail.
+    entries: dict[str, dict[str, Any]] = {}
     for index, site in enumerate(registry):
         schedules = site.params.get("schedules", {})
         for kind in KINDS:

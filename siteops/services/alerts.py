@@ -258,6 +258,8 @@ def send_webhook(task: Any, site: str, finding_id: int, event: str) -> dict[str,
     status = task.idempotent_call(
         f"webhook:{delivery}",
         lambda: webhook.post(url, payload, secret=webhook.configured_secret(), delivery_id=delivery),
+        # The receiver dedupes on the X-Siteops-Delivery header, so repeating is safe.
+        on_unknown="repeat",
     )
     alert_debts.pay(finding_id, event, "webhook", "sent")
     ALERTS.labels(site, "webhook", event).inc()

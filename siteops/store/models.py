@@ -129,6 +129,15 @@ class Operation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Who runs the effect while it is in flight (store.operations): the worker instance
+    # (heartbeat name), the pool process and its start token, when it took the operation
+    # (on the holder's own clock, compared only with its own worker's heartbeat) and the
+    # lease, on the store's clock, which the holder renews while the effect runs.
+    holder_worker: Mapped[str | None] = mapped_column(String(200))
+    holder_pid: Mapped[int | None] = mapped_column(Integer)
+    holder_token: Mapped[str | None] = mapped_column(String(64))
+    holder_since: Mapped[float | None] = mapped_column(Float)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class FindingStatus:

@@ -100,6 +100,9 @@ class SiteopsTask(Task):  # type: ignore[misc]
     idempotent: bool = False
     #: Name of the argument that holds the business key (picking, PO, tracking number).
     business_key: str | None = None
+    #: What an unknown outcome of an `idempotent_call` without a check means for this
+    #: task ("repeat" or "dead_letter"); a call may also say it itself.
+    on_unknown: operations.OnUnknown | None = None
     typing = True
     #: Our Request records runs whose pool process was killed (see SiteopsRequest).
     Request = "siteops.tasks.base:SiteopsRequest"
@@ -338,12 +341,24 @@ class SiteopsTask(Task):  # type: ignore[misc]
 
 
     def idempotent_call(self, key: str, effect: Callable[[], T], *,
-                        check: Callable[[], T | None] | None = None) -> T:
-        """Run an external side effect at most once per key (see store.operations)."""
+                        check: Callable[[], T | None] | None = None,
+                        on_unknown: operations.OnUnknown | None = None) -> T:
+        """Run an external side effect at most once per key (the contract: store.operations).
+
+        While an earlier attempt's holder may still be running the effect, this raises
+        `RetryableError` (whatever the task id). After an attempt that died mid-call,
+        `check` decides; an effect without a check must declare `on_unknown` here or
+        on the task (`siteops_task(..., on_unknown=...)`): ``"repeat"`` (the remote side
+        dedupes) or ``"dead_letter"`` (an operator verifies and resolves).
+        """
         args = self.request.args or []
         return operations.run_once(
-            key, effect, check=check, site=self.site_of(args, self.request.kwargs or {}),
-            task_name=self.name, task_id=self.request.id,
+            key, effect, check=check, on_unknown=on_unknown or self.on_unknown,
+            site=self.site_of(args, self.request.kwargs or {}), task_name=self.name, task_id=self.request.id,
+            # The lease outlives a run only if the holder keeps renewing it; without renewal
+            # it never outlasts the hard time limit.
+            lease_seconds=min(operations.LEASE_SECONDS, float(self.time_limit or self.app.conf.task_time_limit
+                                                               or operations.LEASE_SECONDS)),
         )
 
 
@@ -462,6 +477,7 @@ def siteops_task(
     site_bound: bool = True,
     idempotent: bool = False,
     business_key: str | None = None,
+    on_unknown: operations.OnUnknown | None = None,
     **options: Any,
 ) -> Callable[[Callable[..., Any]], SiteopsTask]:
     """Declare a task: `@siteops_task("siteops.ops.ping")` over `def ping(self, site)`."""
@@ -478,6 +494,7 @@ def siteops_task(
         site_bound=site_bound,
         idempotent=idempotent,
         business_key=business_key,
+        on_unknown=on_unknown,
         # Late ack + reject on worker loss only where running twice is safe.
         acks_late=idempotent,
         reject_on_worker_lost=idempotent,
