@@ -188,3 +188,4 @@ class ScanRun(Base):
     __table_args__ = (
         Index("ix_scan_runs_site_kind_status", "site", "kind", "status", "finished_at"),
     )
+from siteops.store import shipments as _shipments  # noqa: E402, F401  (the shipments table, issue 10)
