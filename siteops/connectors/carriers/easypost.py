@@ -61,11 +61,15 @@ def neutral_status(status: Any) -> TrackStatus:
     return STATUS.get(str(status or "unknown"), TrackStatus.UNKNOWN)
 
 
-def _error_code(exc: EasyPostError) -> str:
+def _error_details(exc: EasyPostError) -> tuple[str, str]:
+    """(code, "field: message; ...") from EasyPost's error envelope, or empty strings."""
     try:
-        return str(json.loads(getattr(exc, "http_body", "") or "{}").get("error", {}).get("code") or "")
-    except (ValueError, AttributeError):
-        return ""
+        error = json.loads(getattr(exc, "http_body", "") or "{}").get("error", {})
+        fields = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in error.get("errors") or []
+                           if isinstance(e, dict))
+        return str(error.get("code") or ""), fields
+    except (ValueError, AttributeError, TypeError):
+        return "", ""
 
 
 def no_retry_client(api_key: str, api_base: str, timeout: float) -> easypost.EasyPostClient:
@@ -140,8 +144,8 @@ class EasyPostCarrier:
 
     def _classify(self, exc: EasyPostError, operation: str) -> Exception:
         status = getattr(exc, "http_status", None)
-        code = _error_code(exc)
-        message = f"{code + ': ' if code else ''}{getattr(exc, 'message', '') or exc}"
+        code, fields = _error_details(exc)
+        message = f"{code + ': ' if code else ''}{getattr(exc, 'message', '') or exc}{f' ({fields})' if fields else ''}"
         if status is not None:
             message = f"HTTP {status} {message}"
         kw: dict[str, Any] = {"system": SYSTEM, "operation": operation}
