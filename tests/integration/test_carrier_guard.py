@@ -56,8 +56,9 @@ def env(sim: CarrierSim, **extra: str) -> dict[str, str]:
 def run_calls(sim: CarrierSim, account: str, n: int, count: int = 2, **extra: str) -> list[list[str]]:
     """`count` processes at once, each making `n` guarded calls; their outcomes."""
     barrier = f"test:barrier:{uuid.uuid4().hex}"
-    procs = [subprocess.Popen([sys.executable, "-c", CALLS, account, str(n), barrier, str(count)], cwd=ROOT, env=env(sim, **extra),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
+    argv = [sys.executable, "-c", CALLS, account, str(n), barrier, str(count)]
+    procs = [subprocess.Popen(argv, cwd=ROOT, env=env(sim, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(count)]
     results = []
     for p in procs:
         out, errors = p.communicate(timeout=60)
