@@ -39,7 +39,8 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SITEOPS_", "PROMETHEUS_", "FLOWER_"))}
     env.update(SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
     argv = [sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port), "--exporter-port",
-            str(exporter_port), "--odoo-port", str(odoo_port), "--webhook-port", str(webhook_port)]
+            str(exporter_port), "--odoo-port", str(odoo_port), "--webhook-port", str(webhook_port),
+            "--carrier-port", str(_free_port()), "--carrier-webhook-port", str(_free_port())]
 
     def start(log: Path) -> subprocess.Popen[bytes]:
         with open(log, "wb") as out:
