@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from siteops.connectors.carriers.model import TrackStatus
 from siteops.rules import shipping as rules
@@ -66,3 +67,53 @@ def test_rules_for_exceptions_returns_and_readiness() -> None:
     assert rules.ready_to_ship(ready) is None
     assert rules.ready_to_ship({**ready, "carrier_tracking_ref": "X"}) == "already has a tracking reference"
     assert "not ready" in (rules.ready_to_ship({**ready, "state": "confirmed"}) or "")
+
+
+def test_beat_gets_a_label_run_and_a_tracking_poll_per_site_that_ships(tmp_path: Path) -> None:
+    from siteops.config.sites import load_registry
+    from siteops.schedules import build_beat_schedule
+    from tests.conftest import ROOT
+
+    entries = build_beat_schedule(load_registry(ROOT / "sites.toml"))
+    north = entries["shipping:NORTH:sync_tracking"]
+    assert north["task"] == "siteops.shipping.sync_tracking" and north["args"] == ["NORTH"]
+    assert north["options"]["queue"] == "site.NORTH" and north["schedule"] == 600
+    assert entries["shipping:EAST:ship_ready"]["schedule"] == 300
+    path = tmp_path / "sites.toml"
+    path.write_text("""
+[policy]
+site_tunable = ["schedules", "carrier"]
+[policy.defaults]
+carrier = "simship"
+[policy.defaults.schedules]
+aging_transfers = 15
+ship_ready = 5
+[sites.A]
+responsible = ["a"]
+schedules = { ship_ready = 0 }
+[sites.B]
+responsible = ["b"]
+carrier = ""
+""")
+    entries = build_beat_schedule(load_registry(path))
+    assert "shipping:A:ship_ready" not in entries and "shipping:A:sync_tracking" in entries
+    assert not [name for name in entries if name.startswith("shipping:B:")]  # no carrier, no shipping
+
+
+def test_the_shipments_command_lists_and_filters(store_url: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from siteops.cli import app
+    from siteops.store import shipments
+
+    shipments.record_label(site="WEB", picking_id=1, picking_name="WEB/OUT/1", account="simship", label=LABEL)
+    runner = CliRunner()
+    result = runner.invoke(app, ["shipments", "--site", "WEB", "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["picking"] == "WEB/OUT/1" and row["tracking_code"] == LABEL["tracking_code"]
+    assert json.loads(runner.invoke(app, ["shipments", "--status", "delivered", "--json"]).output) == []
+    bad = runner.invoke(app, ["shipments", "--status", "lost"])
+    assert bad.exit_code == 2 and "expected one of" in bad.output
