@@ -4,7 +4,9 @@ their environment, and a first label run for every site (kept here, so the runne
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 CARRIER_PORT = 8071
 WEBHOOK_PORT = 8072
@@ -34,9 +36,14 @@ def carrier_children(siteops: list[str], var: Path, logs: Path, carrier_port: in
     ]
 
 
-def first_labels(registry: object) -> None:
-    """A first ship_ready per site now, rather than at beat's next slot."""
+def first_labels(registry: Iterable[Any], delay: float = 20.0) -> None:
+    """A first ship_ready per site soon, rather than at beat's next slot (5 minutes).
+
+    Not at once: a site's first labels are tens of tasks on its queue, and the first scans
+    and an operator's first commands (`siteops enqueue siteops.ops.ping`) should not wait
+    behind them. A short countdown, well inside the broker's visibility timeout.
+    """
     from siteops.celery_app import app
 
-    for site in registry:  # type: ignore[attr-defined]
-        app.tasks["siteops.shipping.ship_ready"].delay(site.code)
+    for index, site in enumerate(registry):
+        app.tasks["siteops.shipping.ship_ready"].apply_async(args=[site.code], countdown=delay + 5 * index)
