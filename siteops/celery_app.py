@@ -41,6 +41,7 @@ app = SiteopsCelery(
         "siteops.tasks.scans",
         "siteops.tasks.alerts",
         "siteops.tasks.events",
+        "siteops.tasks.shipping",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

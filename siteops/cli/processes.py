@@ -136,13 +136,16 @@ def run(
     webhook_port: Annotated[int, typer.Option(help="Port of the demo webhook receiver")] = 8070,
     odoo_url: Annotated[str | None, typer.Option(help="A real Odoo instead of the simulator "
                                                  "(credentials from SITEOPS_ODOO_*)")] = None,
+    carrier_port: Annotated[int, typer.Option(help="Port of the carrier simulator")] = 8071,
+    carrier_webhook_port: Annotated[int, typer.Option(help="Port of the carrier tracking webhooks")] = 8072,
 ) -> None:
     """The whole platform on this machine (what `make run` runs): Redis, store, simulators, workers, beat, Flower."""
     from siteops.sim.runner import run_stack
 
     registry()
     raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port,
-                               odoo_port=odoo_port, webhook_port=webhook_port, odoo_url=odoo_url))
+                               odoo_port=odoo_port, webhook_port=webhook_port, odoo_url=odoo_url,
+                               carrier_ports=(carrier_port, carrier_webhook_port)))
 
 
 @app.command()

@@ -15,6 +15,7 @@ from celery.schedules import crontab, schedule
 
 from siteops.config.queues import site_queue
 from siteops.rules.findings import KINDS
+from siteops.schedules.shipping import shipping_entries
 
 
 def scan_task(kind: str) -> str:
@@ -50,6 +51,7 @@ def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
                 "options": {"queue": site_queue(site.code), "expires": max(5.0, minutes * 60 * 0.9)},
             }
     entries.update(event_entries(registry))
+    entries.update(shipping_entries(registry))
     return entries
 
 

@@ -78,7 +78,8 @@ def secret_file(var: Path, name: str) -> Path:
 
 
 def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: int = 9808, odoo_port: int = 8069,
-              webhook_port: int = 8070, odoo_url: str | None = None, initial_scans: bool = True) -> int:
+              webhook_port: int = 8070, odoo_url: str | None = None, initial_scans: bool = True,
+              carrier_ports: tuple[int, int] = (8071, 8072)) -> int:
     settings = get_settings()
     registry = get_registry()
     var = settings.var.resolve()
@@ -93,7 +94,9 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
                       f"Set SITEOPS_BROKER_URL=redis://127.0.0.1:<port>/0 to use another.[/]")
         return 2
     ports = [(flower_port, "Flower; pass --flower-port"), (exporter_port, "exporter; pass --exporter-port"),
-             (webhook_port, "webhook receiver; pass --webhook-port")]
+             (webhook_port, "webhook receiver; pass --webhook-port"),
+             (carrier_ports[0], "carrier simulator; pass --carrier-port"),
+             (carrier_ports[1], "carrier webhooks; pass --carrier-webhook-port")]
     if odoo_url is None:
         ports.append((odoo_port, "Odoo simulator; pass --odoo-port"))
     for busy, what in ports:
@@ -136,6 +139,11 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
                           logs / "odoo-sim.log"))
     sims.append(Child("webhook receiver", [*siteops, "sim", "webhook", "--port", str(webhook_port)],
                       logs / "webhook-sim.log"))
+    # Shipping (issue 10): the carrier simulator and the tracking webhook endpoint.
+    from siteops.sim.carrier.run import carrier_children, carrier_env
+
+    env.update(carrier_env(var, carrier_ports[0]))
+    sims += [Child(name, argv, log) for name, argv, log in carrier_children(siteops, var, logs, *carrier_ports)]
     children = sims + children
     children += [
         Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log"),
@@ -191,11 +199,16 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
                        "the exporter", interval=0.3)
         if initial_scans:
             _first_scans(registry, env)
+            from siteops.sim.carrier.run import first_labels
+
+            first_labels(registry)  # labels for the demo's ready pickings
         _print_summary(settings.broker_url, flower_port, exporter_port, auth_file, var, children)
         if odoo_url is None:
             console.print(f"Odoo simulator: http://127.0.0.1:{odoo_port} (database demo, login admin, password "
                           f"admin); ground truth in {var / 'odoo-truth.json'}")
         console.print(f"webhook receiver: http://127.0.0.1:{webhook_port}/ (GET lists the alerts it received)")
+        console.print(f"carrier simulator (EasyPost API): http://127.0.0.1:{carrier_ports[0]}/v2; labels and "
+                      f"tracking: `siteops shipments`")
         while not stopping:
             _supervise(children, env)
             time.sleep(0.5)

@@ -150,8 +150,11 @@ class Generator:
         login, password, api_key = self.creds
         for name, mdef in db.models.items():
             self.ins("ir.model", name=mdef.description, model=name)
+        # Postal addresses (fixed, no random draws: the rest of the data set is unchanged) so a
+        # carrier can ship from the warehouses (partner 1) to the customers.
         self.ins("res.partner", name="SiteOps Distribution", complete_name="SiteOps Distribution",
-                 is_company=True, company_type="company", email="info@siteops.example")
+                 is_company=True, company_type="company", email="info@siteops.example",
+                 street="100 Depot Road", city="Springfield", zip="62701", country_code="US")
         self.ins("res.company", name="SiteOps Distribution", partner_id=1, email="info@siteops.example",
                  po_double_validation="two_step", po_double_validation_amount=10000.0)
         self.ins("res.partner", name="OdooBot", complete_name="OdooBot", active=False, company_id=1)
@@ -240,7 +243,9 @@ class Generator:
                    f" {rng.choice(SUFFIXES)}"
             self.customers.append(self.ins("res.partner", name=name, complete_name=name, is_company=True,
                                            company_type="company", customer_rank=1, ref=f"C{i + 1:05d}",
-                                           email=f"buyer{i + 1}@customer.example", city=rng.choice(CITIES)))
+                                           email=f"buyer{i + 1}@customer.example", city=rng.choice(CITIES),
+                                           street=f"{i + 1} Market Street", zip=f"{10000 + 7 * i:05d}",
+                                           country_code="US"))
 
     # -- one site -------------------------------------------------------------------------
 
