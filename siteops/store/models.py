@@ -188,3 +188,4 @@ class ScanRun(Base):
     __table_args__ = (
         Index("ix_scan_runs_site_kind_status", "site", "kind", "status", "finished_at"),
     )
+from siteops.store import exchanges as _exchanges  # noqa: E402, F401  (EDI tables on Base)
