@@ -55,6 +55,7 @@ app = SiteopsCelery(
         "siteops.tasks.ops",
         "siteops.tasks.scans",
         "siteops.tasks.alerts",
+        "siteops.tasks.edi",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

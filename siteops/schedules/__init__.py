@@ -15,6 +15,7 @@ from celery.schedules import crontab, schedule
 
 from siteops.config.queues import PLATFORM_QUEUE, site_queue
 from siteops.rules.findings import KINDS
+from siteops.schedules.edi import edi_beat_entries
 
 # Lost work must resume within a minute of a worker's death: a heartbeat expires after
 # 10 s, and this sweep runs every 10 s: lost work resumes within about 30 s.
@@ -57,6 +58,7 @@ def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
                 "args": [site.code],
                 "options": {"queue": site_queue(site.code), "expires": max(5.0, minutes * 60 * 0.9)},
             }
+    entries.update(edi_beat_entries(registry))
     return entries
 
 

@@ -19,6 +19,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, func, select, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -201,3 +202,16 @@ def as_dict(x: Exchange) -> dict[str, Any]:
         "responded_at": x.responded_at.isoformat() if x.responded_at else None,
         "created_at": x.created_at.isoformat(), "details": x.details,
     }
+
+
+def find_outbound_for_po(po_id: int) -> Exchange | None:
+    with session() as s:
+        return s.scalars(select(Exchange).where(Exchange.direction == "out", Exchange.odoo_id == po_id,
+                                                Exchange.odoo_model == "purchase.order",
+                                                Exchange.doc_type.in_(("850", "ORDERS")))).first()
+
+
+def delete(exchange_id: int) -> None:
+    """Forget a claim (an inbound file whose apply failed transiently: the next poll takes it again)."""
+    with session() as s:
+        s.execute(sa_delete(Exchange).where(Exchange.id == exchange_id, Exchange.state == ExchangeState.NEW))

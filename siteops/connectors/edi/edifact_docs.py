@@ -7,14 +7,15 @@ readers take a parsed `Message` and check what the mapping relies on.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from siteops.connectors.edi.edifact import Message, Segment
 from siteops.connectors.edi.errors import EdiError
 from siteops.connectors.edi.model import (
-    Acknowledgment,
     AckLine,
+    Acknowledgment,
     FunctionalAck,
     LineStatus,
     PoLine,
@@ -345,4 +346,5 @@ def read_contrl(msg: Message) -> FunctionalAck:
                          accepted=action in ("7", "8"), sets=sets)
 
 
-READERS = {"ORDERS": read_orders, "ORDRSP": read_ordrsp, "DESADV": read_desadv, "CONTRL": read_contrl}
+READERS: dict[str, Callable[[Message], Any]] = {
+    "ORDERS": read_orders, "ORDRSP": read_ordrsp, "DESADV": read_desadv, "CONTRL": read_contrl}

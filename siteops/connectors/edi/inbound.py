@@ -70,7 +70,7 @@ def _decode(data: bytes, encoding: str) -> str:
     except UnicodeDecodeError as exc:
         raise EdiError("encoding", f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not {encoding}") from None
     for offset, ch in enumerate(text):
-        if ch < " " and ch not in _CONTROL_OK or ch == "\x7f":
+        if (ch < " " and ch not in _CONTROL_OK) or ch == "\x7f":
             raise EdiError("binary", f"control character 0x{ord(ch):02x} at offset {offset}: not a text "
                                      "interchange")
     return text

@@ -87,11 +87,9 @@ class Mailbox:
         target = self.root / folder / name
         if target.exists():  # never overwrite: a second delivery of one name keeps both
             target = target.with_name(f"{name}.{uuid.uuid4().hex[:8]}")
-        with _io(f"moving {name} to {folder}/"):
-            try:
-                os.replace(self.root / "in" / _safe(name), target)
-            except FileNotFoundError:
-                pass  # another worker moved it first
+        # FileNotFoundError: another worker moved it first
+        with _io(f"moving {name} to {folder}/"), contextlib.suppress(FileNotFoundError):
+            os.replace(self.root / "in" / _safe(name), target)
 
     def archive(self, name: str, data: bytes) -> None:
         self._move(name, "archive")

@@ -9,14 +9,14 @@ tree — naming the segment and its position when something is wrong.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from siteops.connectors.edi.errors import EdiError
 from siteops.connectors.edi.model import (
-    Acknowledgment,
     AckLine,
+    Acknowledgment,
     FunctionalAck,
     LineStatus,
     PoLine,
@@ -108,10 +108,9 @@ def _ship_to(tset: TransactionSet) -> str:
 
 def _ctt(tset: TransactionSet, expected: int, what: str) -> None:
     for seg in tset.segments:
-        if seg.tag == "CTT":
-            if seg.el(1) != str(expected):
+        if seg.tag == "CTT" and seg.el(1) != str(expected):
                 raise EdiError("count_mismatch", f"CTT01 says {seg.el(1)!r} {what}; the set has {expected}",
-                               segment="CTT", position=seg.position)
+                           segment="CTT", position=seg.position)
 
 
 def _pairs(seg: Segment, start: int) -> dict[str, str]:
@@ -322,10 +321,9 @@ def read_856(tset: TransactionSet) -> ShipNotice:
                 orders[order_above(parent)]["packs"].append(hl_id)
             elif level == "I":
                 pack = parent
-                if levels[parent] != "P":  # SOI: items under the order (or tare): one unmarked pack
-                    if parent not in packs:
-                        packs[parent] = {"sscc": "", "items": []}
-                        orders[order_above(parent)]["packs"].append(parent)
+                if levels[parent] != "P" and parent not in packs:  # SOI: items under the order: one unmarked pack
+                    packs[parent] = {"sscc": "", "items": []}
+                    orders[order_above(parent)]["packs"].append(parent)
                 item.update(pack=pack, position=seg.position)
         elif seg.tag == "PRF" and level == "O":
             orders[current]["po"] = seg.require(1, "purchase order number")
@@ -405,7 +403,8 @@ def read_997(tset: TransactionSet) -> FunctionalAck:
                          sets=tuple(sets))
 
 
-READERS = {"850": read_850, "855": read_855, "856": read_856, "997": read_997}
+READERS: dict[str, Callable[[TransactionSet], Any]] = {
+    "850": read_850, "855": read_855, "856": read_856, "997": read_997}
 
 
 def iter_sets(groups: Sequence[object]) -> Iterator[TransactionSet]:
