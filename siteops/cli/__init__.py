@@ -72,4 +72,4 @@ def main() -> None:
 
 
 # The commands register themselves on the app when their modules load.
-from siteops.cli import jobs, processes, scans  # noqa: E402, F401
+from siteops.cli import edi, jobs, processes, scans  # noqa: E402, F401

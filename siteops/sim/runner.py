@@ -136,6 +136,8 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
                           logs / "odoo-sim.log"))
     sims.append(Child("webhook receiver", [*siteops, "sim", "webhook", "--port", str(webhook_port)],
                       logs / "webhook-sim.log"))
+    # EDI: a simulated supplier answering our orders in the partners' mailbox directories.
+    sims.append(Child("edi supplier", [*siteops, "sim", "edi"], logs / "edi-sim.log"))
     children = sims + children
     children += [
         Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log"),

@@ -153,6 +153,12 @@ def parse(text: str) -> Interchange:
     return ic
 
 
+def _trim(values: list[str]) -> list[str]:
+    while values and not values[-1]:
+        values.pop()  # no trailing empty UNB elements
+    return values
+
+
 # -- writing ------------------------------------------------------------------------------
 
 def render(*, sender: tuple[str, str], recipient: tuple[str, str], control: int, when: dt.datetime,
@@ -165,7 +171,7 @@ def render(*, sender: tuple[str, str], recipient: tuple[str, str], control: int,
     """
     ic = PdInterchange(sender=list(sender), recipient=list(recipient), control_reference=str(control),
                        syntax_identifier=("UNOC", 3), timestamp=when, characters=Characters.from_str(CHARACTERS),
-                       extra_header_elements=["", "", "", "1" if ack_requested else "", "", "1" if test else ""])
+                       extra_header_elements=_trim(["", "", "", "1" if ack_requested else "", "", "1" if test else ""]))
     ic.has_una_segment = True
     for reference, s009, body in messages:
         message = PdMessage(reference, list(s009))

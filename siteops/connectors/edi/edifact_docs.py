@@ -98,7 +98,8 @@ def write_orders(po: PurchaseOrder) -> Body:
     body: Body = [["BGM", "220", po.number, "9"], ["DTM", ["137", d102(po.date), "102"]]]
     if po.requested_delivery:
         body.append(["DTM", ["2", d102(po.requested_delivery), "102"]])
-    body.append(["NAD", "DP", [po.ship_to, "", "9"]])
+    body.append(["NAD", "DP", [po.ship_to, "", "9"], "", po.buyer_name[:35]] if po.buyer_name else
+                ["NAD", "DP", [po.ship_to, "", "9"]])
     if po.currency:
         body.append(["CUX", ["2", po.currency, "9"]])
     for line in po.lines:
@@ -142,6 +143,8 @@ def read_orders(msg: Message) -> PurchaseOrder:
                 head["requested_delivery"] = parse_date(seg, "requested delivery")
             elif seg.tag == "CUX":
                 head["currency"] = seg.el(1, 1)
+            elif seg.tag == "NAD" and seg.el(1) == "DP":
+                head["buyer_name"] = seg.el(4)
         elif seg.tag == "PIA":
             for n in range(2, len(seg.elements) + 1):
                 key = {"SA": "vendor_part", "BP": "buyer_part"}.get(seg.el(n, 1))
