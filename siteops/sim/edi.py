@@ -26,8 +26,8 @@ from siteops.config.edi import EdiConfig, Partner
 from siteops.connectors.edi import edifact, edifact_docs, x12, x12_docs
 from siteops.connectors.edi.errors import EdiError
 from siteops.connectors.edi.model import (
-    Acknowledgment,
     AckLine,
+    Acknowledgment,
     FunctionalAck,
     PurchaseOrder,
     SetResult,

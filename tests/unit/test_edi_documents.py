@@ -16,8 +16,8 @@ from siteops.config.sites import PolicyError, load_registry
 from siteops.connectors.edi import edifact, edifact_docs, x12, x12_docs
 from siteops.connectors.edi.errors import EdiError
 from siteops.connectors.edi.model import (
-    Acknowledgment,
     AckLine,
+    Acknowledgment,
     FunctionalAck,
     PoLine,
     PurchaseOrder,
