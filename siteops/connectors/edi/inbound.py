@@ -10,6 +10,7 @@ route it to a site by its ship-to code. Anything else than a clean result is an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from siteops.config.edi import EdiConfig, Partner
@@ -21,7 +22,7 @@ MAX_BYTES = 10 * 1024 * 1024
 # What we accept from a partner (what we send is never read back on our side).
 X12_INBOUND = {"855": "PR", "856": "SH", "997": "FA"}
 EDIFACT_INBOUND = {"ORDRSP", "DESADV", "CONTRL"}
-_CONTROL_OK = {"\r", "\n", "\t"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # control characters other than tab, CR, LF
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,10 @@ def _decode(data: bytes, encoding: str) -> str:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise EdiError("encoding", f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not {encoding}") from None
-    for offset, ch in enumerate(text):
-        if (ch < " " and ch not in _CONTROL_OK) or ch == "\x7f":
-            raise EdiError("binary", f"control character 0x{ord(ch):02x} at offset {offset}: not a text "
-                                     "interchange")
+    bad = _CONTROL.search(text)
+    if bad:
+        raise EdiError("binary", f"control character 0x{ord(bad.group()):02x} at offset {bad.start()}: not a "
+                                 "text interchange")
     return text
 
 
