@@ -242,6 +242,7 @@ def _first_scans(registry: object, env: dict[str, str]) -> None:
     for site in registry:  # type: ignore[attr-defined]
         for kind in KINDS:
             app.tasks[f"siteops.scan.{kind}"].delay(site.code)
+        app.tasks["siteops.edi.scan_orders"].delay(site.code)  # confirmed orders to EDI partners go out now
     console.print("first scans enqueued for every site: `siteops findings` shows what they found")
 
 
