@@ -187,7 +187,10 @@ def dispatch_po(site: str, po_id: int, *, odoo: Any, once: Once, transport: Tran
                          ack_due_at=utcnow() + dt.timedelta(hours=partner.ack_deadline_hours))
         return x.id
 
-    exchange_id = int(once(f"edi:{partner.id}:order:{po_id}", send, check=already_sent))
+    try:
+        exchange_id = int(once(f"edi:{partner.id}:order:{po_id}", send, check=already_sent))
+    finally:
+        transport.close()
     x = xstore.get(exchange_id)
     assert x is not None
     tag = _marker(f"order {x.interchange_control}")
@@ -232,16 +235,21 @@ def poll_inbound(site: str, *, odoo: Any, once: Once, config: EdiConfig | None =
     config = config or get_edi()
     summary: dict[str, Any] = {"applied": [], "quarantined": [], "duplicates": [], "other_site": [], "findings": []}
     for partner in config.for_site(site):
-        transport = (transports or {}).get(partner.id) or open_transport(partner)
-        for name in transport.incoming():
-            try:
-                data = transport.fetch(name)
-            except FileNotFoundError:
-                continue  # taken by another site's poll
-            outcome, findings = process_file(site, partner, transport, name, data, odoo=odoo, once=once,
-                                             config=config)
-            summary[outcome].append(name)
-            summary["findings"] += findings
+        given = (transports or {}).get(partner.id)
+        transport = given or open_transport(partner)
+        try:
+            for name in transport.incoming():
+                try:
+                    data = transport.fetch(name)
+                except FileNotFoundError:
+                    continue  # taken by another site's poll
+                outcome, findings = process_file(site, partner, transport, name, data, odoo=odoo, once=once,
+                                                 config=config)
+                summary[outcome].append(name)
+                summary["findings"] += findings
+        finally:
+            if given is None:
+                transport.close()
     return summary
 
 

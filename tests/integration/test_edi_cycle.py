@@ -188,3 +188,40 @@ def test_an_order_with_no_answer_by_its_deadline_becomes_a_finding(odoo):
     assert findings.get(opened[0][1]).rule == "ack_overdue"
     assert sweep_overdue() == []  # once
     assert exchanges.get(row.id).overdue_at is not None
+
+
+def test_a_batch_of_mutated_files_each_ends_archived_or_quarantined(worker, odoo):
+    """Zero silent drops at the file level: whatever arrives is applied (archive/) or refused
+    (quarantine/ with its reason), through the real task on the real worker."""
+    import random
+
+    rng = random.Random(11)
+    inbox, box = mailbox("ACME") / "in", mailbox("ACME")
+    seeds = sorted((box / "archive").glob("0*.edi"))
+    assert seeds
+    names = []
+    for i in range(40):
+        data = bytearray(rng.choice(seeds).read_bytes())
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(data))
+            op = rng.choice(["flip", "cut", "insert", "truncate"])
+            if op == "flip":
+                data[at] = rng.randrange(256)
+            elif op == "cut":
+                del data[at:at + rng.randint(1, 12)]
+            elif op == "insert":
+                data[at:at] = rng.choice([b"*", b"~", b"SE*9*0001~", b"\xff", b"HL*1**S~"])
+            else:
+                del data[at:]
+        name = f"mutant-{i:02d}.edi"
+        (inbox / name).write_bytes(bytes(data))
+        names.append(name)
+    summary = run("siteops.edi.poll_inbound", SITE)
+    handled = summary["applied"] + summary["quarantined"] + summary["duplicates"]
+    assert sorted(handled + summary["other_site"]) == names
+    for name in handled:
+        assert (box / "archive" / name).exists() or (box / "quarantine" / f"{name}.reason.json").exists(), name
+    assert sorted(p.name for p in inbox.iterdir()) == sorted(summary["other_site"])
+    for name in summary["other_site"]:
+        (inbox / name).unlink()
+    assert worker.alive()

@@ -33,6 +33,7 @@ class Transport(Protocol):
     def fetch(self, name: str) -> bytes: ...
     def archive(self, name: str, data: bytes) -> None: ...
     def quarantine(self, name: str, data: bytes, reason: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
 
 
 def _safe(name: str) -> str:
@@ -74,6 +75,9 @@ class Mailbox:
 
     def sent(self, name: str) -> bool:
         return (self.root / "out" / _safe(name)).exists()
+
+    def close(self) -> None:
+        pass
 
     def incoming(self) -> list[str]:
         with _io(f"listing {self.root / 'in'}"):
