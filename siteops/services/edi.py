@@ -25,7 +25,7 @@ from siteops.config.edi import EdiConfig, Partner, get_edi
 from siteops.config.sites import get_registry
 from siteops.connectors.edi import edifact, edifact_docs, x12, x12_docs
 from siteops.connectors.edi.errors import EdiError
-from siteops.connectors.edi.inbound import Inbound, read
+from siteops.connectors.edi.inbound import Inbound, read, rejection
 from siteops.connectors.edi.model import Acknowledgment, FunctionalAck, PoLine, PurchaseOrder, ShipNotice
 from siteops.connectors.edi.transport import Transport, open_transport
 from siteops.connectors.errors import PermanentError
@@ -254,7 +254,8 @@ def poll_inbound(site: str, *, odoo: Any, once: Once, config: EdiConfig | None =
 
 
 def _quarantine(site: str, partner: Partner, transport: Transport, name: str, data: bytes, error: EdiError,
-                checksum: str, exchange_id: int | None = None) -> list[int]:
+                checksum: str, exchange_id: int | None = None, *, once: Once | None = None,
+                config: EdiConfig | None = None) -> list[int]:
     reason = {"file": name, "partner": partner.id, "site": site, "checksum": checksum, **error.as_dict(),
               "at": utcnow().isoformat()}
     if exchange_id is None:
@@ -266,6 +267,11 @@ def _quarantine(site: str, partner: Partner, transport: Transport, name: str, da
         xstore.set_state(exchange_id, ExchangeState.ERROR, error=error.message[:2000], details={"reason": reason})
     transport.quarantine(name, data, reason)
     log.warning("EDI file %s from %s quarantined: %s", name, partner.id, error.message)
+    if partner.functional_ack and once is not None and config is not None:
+        # Tell the partner too: a rejecting 997 / CONTRL for what we could identify in the file.
+        for ack in rejection(data, partner, error):
+            once(f"edi:{partner.id}:fa:{checksum}:{ack.acknowledged_control}",
+                 lambda ack=ack: _send_fa(site, partner, ack, transport, config))
     opened = raise_finding(site, QUARANTINE_KIND, error.code[:48], "edi.exchange", exchange_id or 0, name[:200], 2,
                            f"EDI file {name} from {partner.id} quarantined: {error.message}"[:300], reason)
     return [opened] if opened else []
@@ -314,7 +320,8 @@ def process_file(site: str, partner: Partner, transport: Transport, name: str, d
                                                 "already received from this partner in another file",
                            segment="ISA" if partner.standard == "x12" else "UNB", position=1)
     except EdiError as exc:
-        return "quarantined", _quarantine(site, partner, transport, name, data, exc, checksum)
+        return "quarantined", _quarantine(site, partner, transport, name, data, exc, checksum, once=once,
+                                          config=config)
     except Exception as exc:  # a bug of ours must not lose the file or stop the batch
         log.exception("reading %s failed", name)
         err = EdiError("unexpected", f"{type(exc).__name__}: {exc}"[:500])
@@ -333,7 +340,8 @@ def process_file(site: str, partner: Partner, transport: Transport, name: str, d
         if partner.functional_ack:
             send_functional_acks(site, partner, inbound, checksum, once=once, transport=transport, config=config)
     except EdiError as exc:
-        return "quarantined", findings + _quarantine(site, partner, transport, name, data, exc, checksum, row.id)
+        return "quarantined", findings + _quarantine(site, partner, transport, name, data, exc, checksum, row.id,
+                                                     once=once, config=config)
     except BaseException:
         xstore.delete(row.id)  # transient (Odoo down...): the next poll applies it again (writes are idempotent)
         raise

@@ -167,6 +167,9 @@ def test_bad_files_are_quarantined_with_a_reason_and_the_batch_goes_on(worker, o
     assert codes["stranger.edi"] == "unknown_partner"
     assert codes["dup_control.edi"] == "duplicate_control"
     assert codes["truncated.edi"] == "truncated"
+    # The partner hears about the file it can be told about (readable envelope, really from it).
+    rejects = [p for p in (mailbox("ACME") / "out").glob("997_*.edi") if "AK9*R" in p.read_text()]
+    assert len(rejects) == 1 and "AK5*R" in rejects[0].read_text()
     assert not list(inbox.iterdir())
     assert len([f for f in findings.search(site=SITE, kind="edi_quarantine")]) >= len(bad)
     assert worker.alive() and worker.process.pid == pid
@@ -225,3 +228,37 @@ def test_a_batch_of_mutated_files_each_ends_archived_or_quarantined(worker, odoo
     for name in summary["other_site"]:
         (inbox / name).unlink()
     assert worker.alive()
+
+
+def test_an_order_whose_send_failed_goes_out_once_with_the_same_numbers(odoo):
+    from siteops.connectors.edi.transport import Mailbox, mailbox_root
+    from siteops.connectors.errors import RetryableError
+    from siteops.services import edi as service
+    from siteops.store import exchanges, operations
+
+    class Flaky(Mailbox):
+        failures = 1
+
+        def send(self, name: str, data: bytes) -> None:
+            if Flaky.failures:
+                Flaky.failures -= 1
+                raise RetryableError("mailbox unreachable")
+            super().send(name, data)
+
+    def once(key, effect, check=None):
+        return operations.run_once(key, effect, check=check, site=SITE, task_name="test", task_id="t-1")
+
+    po_id = confirmed_po(odoo, "V0001")
+    box, out = Flaky(mailbox_root("ACME")), mailbox_root("ACME") / "out"
+    with pytest.raises(RetryableError):
+        service.dispatch_po(SITE, po_id, odoo=odoo, once=once, transport=box)
+    first = exchanges.find_outbound_for_po(po_id)
+    assert first.state == "new" and not (out / first.filename).exists()
+    result = service.dispatch_po(SITE, po_id, odoo=odoo, once=once, transport=box)  # the retry
+    again = exchanges.get(first.id)
+    assert result["exchange"] == first.id and again.state == "sent"
+    assert again.interchange_control == first.interchange_control  # numbers kept, none reallocated
+    assert (out / first.filename).read_text("latin-1") == first.details["payload"]
+    files = sorted(p.name for p in out.iterdir())
+    assert service.dispatch_po(SITE, po_id, odoo=odoo, once=once, transport=box)["exchange"] == first.id
+    assert sorted(p.name for p in out.iterdir()) == files

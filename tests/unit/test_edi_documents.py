@@ -204,3 +204,24 @@ def test_partner_configuration_errors_name_file_partner_and_key(tmp_path):
         with pytest.raises(PolicyError) as info:
             parse_edi(data, tmp_path / "s.toml", registry)
         assert message in str(info.value) and "[edi.partners.P1]" in str(info.value) and "s.toml" in str(info.value)
+
+
+def test_a_refused_file_gets_a_rejecting_997_naming_the_segment():
+    from siteops.config.edi import load_edi
+    from siteops.connectors.edi.inbound import read, rejection
+
+    config = load_edi()
+    ack = Acknowledgment(**{**ACK.__dict__, "lines": ACK.lines[:2]})
+    text = x12.render(sender=x12.Party("ZZ", "ACMESUPPLY"), receiver=x12.Party("ZZ", "DISTRIBCO"), control=5,
+                      group_control=6001, functional_id="PR", sets=[("855", "0001", x12_docs.write_855(ack))],
+                      when=WHEN)
+    bad = text.replace("ACK*IC*10", "ACK*IC*1O").encode()  # letter O for zero
+    with pytest.raises(EdiError) as info:
+        read(bad, config)
+    assert info.value.code == "bad_quantity" and info.value.segment == "ACK"
+    [fa] = rejection(bad, config.get("ACME"), info.value)
+    reply = x12_docs.read_997(x12.parse(x12_file("997", "FA", x12_docs.write_997(fa))).groups[0].sets[0])
+    assert reply.acknowledged_control == "6001" and not reply.accepted
+    assert reply.sets[0].errors == (f"ACK:{info.value.position - 2}",)  # position within the set (ST = 1)
+    stranger = bad.replace(b"ACMESUPPLY     ", b"SOMEONEELSE    ")
+    assert rejection(stranger, config.get("ACME"), info.value) == []  # we do not answer strangers

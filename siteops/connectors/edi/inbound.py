@@ -187,3 +187,48 @@ def _read_edifact(text: str, config: EdiConfig, mailbox_partner: str | None) -> 
     result.groups.append(("CONTRL" if kinds == ["CONTRL"] else ",".join(kinds), ic.control,
                           [(m.type, m.reference) for m in ic.messages]))
     return _one_site(result)
+
+
+def rejection(data: bytes, partner: Partner, error: EdiError) -> list[FunctionalAck]:
+    """What a refused file of `partner` gets back: a rejecting 997 per group (X12) or a CONTRL
+    with action 4 (EDIFACT) — only when its envelope is readable enough to say what we refuse
+    and it really comes from this partner. Acknowledgments are never acknowledged."""
+    try:
+        text = data.decode("latin-1")
+        if detect(data) == "x12":
+            _, segments = x12.tokenize(text)
+            if segments[0].el(6).strip() != partner.interchange_id:
+                return []
+            acks: list[FunctionalAck] = []
+            group: tuple[str, str] | None = None
+            sets: list[SetResult] = []
+            start = 0
+            code, control = "", ""
+            for seg in segments:
+                if seg.tag == "GS":
+                    group, sets = (seg.el(1), seg.el(6)), []
+                elif seg.tag == "ST":
+                    code, control, start = seg.el(1), seg.el(2), seg.position
+                elif seg.tag == "SE" or (seg.tag == "GE" and code):
+                    where: tuple[str, ...] = ()
+                    if error.position and start <= error.position <= seg.position:
+                        where = (f"{error.segment}:{error.position - start + 1}",)
+                    sets.append(SetResult(code, control, False, where))
+                    code = ""
+                if seg.tag == "GE" and group:
+                    acks.append(FunctionalAck(group[1], group[0], False, tuple(sets)))
+                    group = None
+            if group:  # truncated before its GE
+                if code:
+                    sets.append(SetResult(code, control, False))
+                acks.append(FunctionalAck(group[1], group[0], False, tuple(sets)))
+            return [a for a in acks if a.functional_id != "FA" and a.acknowledged_control]
+        segs = edifact.tokenize(text)
+        if not segs or segs[0].tag != "UNB" or segs[0].el(2) != partner.interchange_id or not segs[0].el(5):
+            return []
+        msgs = tuple(SetResult(s.el(2), s.el(1), False) for s in segs if s.tag == "UNH")
+        if any(m.code == "CONTRL" for m in msgs):
+            return []
+        return [FunctionalAck(segs[0].el(5), "", False, msgs)]
+    except EdiError:
+        return []  # not even an envelope: the reason file and the finding say why

@@ -372,7 +372,11 @@ def read_856(tset: TransactionSet) -> ShipNotice:
 def write_997(ack: FunctionalAck) -> Body:
     body: Body = [["AK1", ack.functional_id, ack.acknowledged_control]]
     for s in ack.sets:
-        body += [["AK2", s.code, s.control], ["AK5", "A" if s.accepted else "R"]]
+        body.append(["AK2", s.code, s.control])
+        for where in s.errors:  # "SEG:position-in-set": AK3 segment error 8 (data element errors)
+            seg, _, pos = where.partition(":")
+            body.append(["AK3", seg, pos, "", "8"])
+        body.append(["AK5", "A"] if s.accepted else ["AK5", "R", "5"])
     accepted = sum(1 for s in ack.sets if s.accepted)
     body.append(["AK9", "A" if ack.accepted else "R", str(len(ack.sets)), str(len(ack.sets)), str(accepted)])
     return body
@@ -384,15 +388,18 @@ def read_997(tset: TransactionSet) -> FunctionalAck:
     ak9 = _one(tset, "AK9")
     sets: list[SetResult] = []
     pending: Segment | None = None
+    errors: list[str] = []
     for seg in tset.segments:
         if seg.tag == "AK2":
-            pending = seg
+            pending, errors = seg, []
+        elif seg.tag == "AK3":
+            errors.append(f"{seg.el(1)}:{seg.el(2)}")
         elif seg.tag == "AK5":
             if pending is None:
                 raise EdiError("outside_loop", "AK5 without its AK2", segment="AK5", position=seg.position)
             code = seg.require(1, "set acknowledgment code")
             sets.append(SetResult(code=pending.require(1, "set id"), control=pending.require(2, "set control"),
-                                  accepted=code in ("A", "E")))
+                                  accepted=code in ("A", "E"), errors=tuple(errors)))
             pending = None
     verdict = ak9.require(1, "group acknowledgment code")
     if verdict not in ("A", "E", "P", "R", "M", "W", "X"):
