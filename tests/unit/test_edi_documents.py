@@ -225,3 +225,32 @@ def test_a_refused_file_gets_a_rejecting_997_naming_the_segment():
     assert reply.sets[0].errors == (f"ACK:{info.value.position - 2}",)  # position within the set (ST = 1)
     stranger = bad.replace(b"ACMESUPPLY     ", b"SOMEONEELSE    ")
     assert rejection(stranger, config.get("ACME"), info.value) == []  # we do not answer strangers
+
+
+def test_inbound_routes_by_ship_to_and_refuses_what_it_cannot_route():
+    from siteops.config.edi import load_edi
+    from siteops.connectors.edi.inbound import read
+
+    config = load_edi()
+
+    def from_acme(*acks: Acknowledgment, control: int = 5) -> bytes:
+        return x12.render(sender=x12.Party("ZZ", "ACMESUPPLY"), receiver=x12.Party("ZZ", "DISTRIBCO"),
+                          control=control, group_control=control, functional_id="PR",
+                          sets=[("855", f"{i + 1:04d}", x12_docs.write_855(a)) for i, a in enumerate(acks)],
+                          when=WHEN).encode()
+
+    north = Acknowledgment(**{**ACK.__dict__, "ship_to": "WH-NORTH"})
+    south = Acknowledgment(**{**ACK.__dict__, "ship_to": "WH-SOUTH"})
+    assert read(from_acme(north), config, mailbox_partner="ACME").site == "NORTH"
+    assert read(from_acme(south), config).site == "SOUTH"
+    cases = [
+        (from_acme(Acknowledgment(**{**ACK.__dict__, "ship_to": "WH-MARS"})), "unknown_ship_to", None),
+        (from_acme(north, south), "mixed_sites", None),
+        (from_acme(north), "unknown_partner", "EUROPA"),  # a file in the wrong partner's mailbox
+        (from_acme(north).replace(b"DISTRIBCO      ", b"SOMEBODY       "), "wrong_receiver", None),
+        (from_acme(north).replace(b"GS*PR", b"GS*SH"), "wrong_group", None),
+    ]
+    for data, code, mailbox in cases:
+        with pytest.raises(EdiError) as info:
+            read(data, config, mailbox_partner=mailbox)
+        assert info.value.code == code, (code, info.value)
