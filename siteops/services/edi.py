@@ -262,7 +262,10 @@ def _quarantine(site: str, partner: Partner, transport: Transport, name: str, da
         row = xstore.add(direction="in", partner=partner.id, site=site, standard=partner.standard,
                          doc_type="?", state=ExchangeState.ERROR, filename=name[:200], checksum=checksum,
                          error=error.message[:2000], details={"reason": reason})
-        exchange_id = row.id if row else None
+        if row is None:  # a concurrent poll refused the same file first: it records and raises it
+            transport.quarantine(name, data, reason)
+            return []
+        exchange_id = row.id
     else:
         xstore.set_state(exchange_id, ExchangeState.ERROR, error=error.message[:2000], details={"reason": reason})
     transport.quarantine(name, data, reason)
@@ -272,7 +275,7 @@ def _quarantine(site: str, partner: Partner, transport: Transport, name: str, da
         for ack in rejection(data, partner, error):
             once(f"edi:{partner.id}:fa:{checksum}:{ack.acknowledged_control}",
                  lambda ack=ack: _send_fa(site, partner, ack, transport, config))
-    opened = raise_finding(site, QUARANTINE_KIND, error.code[:48], "edi.exchange", exchange_id or 0, name[:200], 2,
+    opened = raise_finding(site, QUARANTINE_KIND, error.code[:48], "edi.exchange", exchange_id, name[:200], 2,
                            f"EDI file {name} from {partner.id} quarantined: {error.message}"[:300], reason)
     return [opened] if opened else []
 
