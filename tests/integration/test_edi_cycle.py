@@ -175,22 +175,28 @@ def test_bad_files_are_quarantined_with_a_reason_and_the_batch_goes_on(worker, o
     assert worker.alive() and worker.process.pid == pid
 
 
-def test_an_order_with_no_answer_by_its_deadline_becomes_a_finding(odoo):
+def test_an_order_with_no_answer_by_its_deadline_becomes_a_finding_and_an_activity(worker, odoo):
     import datetime as dt
 
-    from siteops.services.edi import sweep_overdue
     from siteops.store import exchanges, findings
     from siteops.store.models import utcnow
+    from siteops.tasks.edi import sweep_ack_deadlines
+    from siteops.worker.housekeeping import JOBS
 
+    po_id = confirmed_po(odoo, "V0001")
     row = exchanges.add(direction="out", partner="ACME", site=SITE, standard="x12", doc_type="850",
                         interchange_control="000999999", group_control="999999", filename="850_late.edi",
-                        checksum="late", odoo_model="purchase.order", odoo_id=424242, business_key="P-LATE",
+                        checksum="late", odoo_model="purchase.order", odoo_id=po_id, business_key="P-LATE",
                         state="sent", ack_due_at=utcnow() - dt.timedelta(minutes=1))
-    opened = sweep_overdue()
-    assert (SITE, opened[0][1]) in opened
-    assert findings.get(opened[0][1]).rule == "ack_overdue"
-    assert sweep_overdue() == []  # once
+    assert JOBS["edi-ack-deadlines"].fn is sweep_ack_deadlines
+    assert sweep_ack_deadlines(None) == 1  # the housekeeping job, called as the platform worker calls it
+    assert sweep_ack_deadlines(None) == 0  # once
     assert exchanges.get(row.id).overdue_at is not None
+    [finding] = [f for f in findings.search(site=SITE, kind="po_exceptions") if f.rule == "ack_overdue"]
+    assert finding.record_id == po_id
+    poll(lambda: odoo.search_count("mail.activity", [("res_model", "=", "purchase.order"), ("res_id", "=", po_id),
+                                                     ("summary", "=like", f"[siteops #{finding.id}]%")]), 60,
+         "the overdue order's activity in Odoo")
 
 
 def test_a_batch_of_mutated_files_each_ends_archived_or_quarantined(worker, odoo):
