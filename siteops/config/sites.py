@@ -210,8 +210,8 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
     policy = data.get("policy")
     if not isinstance(policy, Mapping):
         raise PolicyError(f"{f}: missing [policy] table")
-    for key in set(data) - {"policy", "sites"}:
-        raise PolicyError(f"{f}: {key}: unknown top-level table (expected [policy], [sites])")
+    for key in set(data) - {"policy", "sites", "edi"}:  # [edi]: siteops.config.edi validates it
+        raise PolicyError(f"{f}: {key}: unknown top-level table (expected [policy], [sites], [edi])")
     for key in set(policy) - POLICY_KEYS:
         raise PolicyError(f"{f}: [policy] {key}: unknown key (known: {', '.join(sorted(POLICY_KEYS))})")
     defaults = policy.get("defaults")
