@@ -65,6 +65,9 @@ def main() -> None:
                SITEOPS_LOG_LEVEL="WARNING", PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"))
     (tmp / "prom").mkdir()
     os.environ.update(env)
+    from siteops.store import upgrade
+
+    upgrade()  # workers never migrate: the bench's fresh store is migrated on purpose
 
     import redis
 

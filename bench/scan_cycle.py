@@ -68,7 +68,7 @@ def child(mode: str, reads_file: Path) -> None:
     records = 0
     t0 = time.perf_counter()
     if mode == "cycle":
-        from siteops.tasks.scans import scan_once
+        from siteops.services.scans import scan_once
 
         upgrade()
         base, t0 = calls_made(), time.perf_counter()

@@ -11,33 +11,18 @@ from typing import Any
 
 from celery import Celery, signals
 
+from siteops.config.limits import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, VISIBILITY_TIMEOUT
 from siteops.config.queues import PLATFORM_QUEUE, SiteRouter, declare_queues
 from siteops.config.redaction import refuse_secret_arguments
 from siteops.config.settings import get_settings
 from siteops.config.sites import get_registry
 from siteops.schedules.beat import BEAT_KEY_PREFIX, BEAT_LOCK_TIMEOUT, BEAT_MAX_INTERVAL
 
-# Hard limit on one task run. Connector calls carry their own shorter timeouts; this is
-# the backstop that kills a pool process stuck in C code or a hung socket.
-TASK_TIME_LIMIT = 15 * 60
-# SoftTimeLimitExceeded is raised first, leaving a minute to record the outcome; the
-# base class treats it as retryable.
-TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT - 60
-# Redis hands an unacknowledged message to another worker after this many seconds. It
-# must exceed the longest task run plus the longest retry countdown, or Redis runs a
-# task twice while it is still running (celery-here.md §5, scenario C). Lost work is
-# recovered much sooner by siteops itself (siteops.worker.recovery), so nothing depends on it.
-VISIBILITY_TIMEOUT = 2 * 60 * 60
-
 settings = get_settings()
 registry = get_registry()
 
-if TASK_TIME_LIMIT + registry.retry.backoff_cap_seconds >= VISIBILITY_TIMEOUT:
-    raise RuntimeError(
-        f"visibility timeout {VISIBILITY_TIMEOUT}s must exceed the task time limit "
-        f"({TASK_TIME_LIMIT}s) plus policy.retry.backoff_cap_seconds "
-        f"({registry.retry.backoff_cap_seconds}s) in {registry.path}"
-    )
+# The retry cap is checked against the visibility timeout when the registry loads
+# (siteops.config.sites), so every command refuses a bad cap the same way.
 
 class SiteopsCelery(Celery):  # type: ignore[misc]
     """Refuses secret-looking keyword arguments on every way in: `apply_async`, `delay`,
@@ -55,6 +40,9 @@ app = SiteopsCelery(
         "siteops.tasks.ops",
         "siteops.tasks.scans",
         "siteops.tasks.alerts",
+        "siteops.tasks.events",
+        "siteops.tasks.shipping",
+        "siteops.tasks.edi",
         *filter(None, settings.task_modules.split(",")),
     ],
 )
@@ -83,6 +71,9 @@ config: dict[str, Any] = {
     # A lost broker connection cancels running late-ack tasks: their messages come back
     # and run again, instead of being acked on a channel that no longer exists.
     "worker_cancel_long_running_tasks_on_connection_loss": True,
+    # Our consumer sets malformed messages aside as dead letters (instead of crashing or
+    # dropping them) and puts back what a lost connection left unacked (siteops.worker.intake).
+    "worker_consumer": "siteops.worker.intake:SiteopsConsumer",
     # Flower and the exporter need task events, including "sent" for queued work.
     "worker_send_task_events": True,
     "task_send_sent_event": True,
@@ -136,5 +127,10 @@ def _fresh_connections(**_: Any) -> None:
     dispose_after_fork()
 
 
-# The heartbeat that lets siteops.ops.recover_lost tell dead workers from live ones.
+# The heartbeat that lets lost-work recovery tell dead workers from live ones.
 import siteops.worker.recovery  # noqa: E402, F401
+
+# Housekeeping (lost-work recovery, sweeps) runs inside the platform worker, not as beat tasks.
+from siteops.worker.housekeeping import HousekeepingStep  # noqa: E402
+
+app.steps["consumer"].add(HousekeepingStep)

@@ -54,7 +54,7 @@ os.environ.update(
     SITEOPS_BROKER_URL=BROKER_URL,
     SITEOPS_DATABASE_URL=SQLITE_URL,
     SITEOPS_SITES_FILE=str(_test_sites_file()),
-    SITEOPS_TASK_MODULES="tests.integration.fixture_tasks",
+    SITEOPS_TASK_MODULES="tests.integration.fixture_tasks,tests.integration.fixture_base_tasks",
     PROMETHEUS_MULTIPROC_DIR=str(TMP / "prometheus"),
 )
 (TMP / "prometheus").mkdir()
@@ -149,14 +149,15 @@ class Stack:
         self.procs.append(wp)
         return wp
 
-    def worker(self, *sites: str, platform: bool = False, concurrency: int = 1, wait: bool = True) -> WorkerProcess:
+    def worker(self, *sites: str, platform: bool = False, concurrency: int = 1, wait: bool = True,
+               env: dict[str, str] | None = None) -> WorkerProcess:
         args = ["worker", "-c", str(concurrency), "-l", "INFO"]
         for site in sites:
             args += ["--site", site]
         if platform:
             args.append("--platform")
         name = "+".join([*sites, *(["platform"] if platform else [])])
-        wp = self._spawn(name, args)
+        wp = self._spawn(name, args, env)
         wp.nodename = f"{name}@{socket.gethostname()}"
         if wait:
             self.wait_ready(wp)
@@ -178,8 +179,8 @@ class Stack:
 
         poll(ready, timeout, f"worker {wp.name} to be ready", interval=0.1)
 
-    def beat(self) -> WorkerProcess:
-        wp = self._spawn("beat", ["beat", "-l", "INFO"])
+    def beat(self, env: dict[str, str] | None = None) -> WorkerProcess:
+        wp = self._spawn("beat", ["beat", "-l", "INFO"], env)
         return wp
 
     def stop(self) -> None:
@@ -216,33 +217,39 @@ def _postgres_reachable() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def postgres_database(prefix: str = "siteops_test") -> Iterator[tuple[str, Any]]:
+    """A new, empty PostgreSQL database for one test or module, dropped afterwards; yields its
+    URL and an AUTOCOMMIT admin engine. Skips when PostgreSQL is unreachable, but fails under
+    CI=true: there the PostgreSQL variants must run."""
+    import sqlalchemy as sa
+
+    if not _postgres_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (CI=true: the PostgreSQL variants must run)")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}", admin
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database; the store module is pointed at it for the test."""
-    import sqlalchemy as sa
-
     if request.param == "sqlite":
-        url = f"sqlite:///{TMP / f'store-{uuid.uuid4().hex[:8]}.db'}"
-        cleanup: Callable[[], None] = lambda: None  # noqa: E731
-    else:
-        if not _postgres_reachable():
-            pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-        name = f"siteops_test_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-
-        def cleanup() -> None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-    try:
-        with use_store(url):
+        with use_store(f"sqlite:///{TMP / f'store-{uuid.uuid4().hex[:8]}.db'}") as url:
             yield url
-    finally:
-        cleanup()
+        return
+    with postgres_database() as (pg_url, _), use_store(pg_url) as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -10,7 +10,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from siteops.config.queues import UnknownSite, UnknownTask, WrongQueue
 from siteops.config.sites import PolicyError, Registry, load_registry
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -30,8 +32,13 @@ out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True, soft_wrap=True)
 
 
+def say_error(message: str) -> None:
+    # The message is plain text: escaped, so `[sites.NORTH]` is printed, not eaten as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    say_error(message)
     return typer.Exit(code)
 
 
@@ -40,6 +47,27 @@ def registry() -> Registry:
         return load_registry()
     except PolicyError as exc:
         raise fail(str(exc)) from None
+
+
+def site_code(value: str, option: str = "--site") -> str:
+    """A site code as the user typed it (any case) -> the code of sites.toml, or an error
+    listing the known ones."""
+    codes = registry().codes
+    for code in codes:
+        if code.upper() == value.strip().upper():
+            return code
+    raise fail(f"{option}: unknown site {value!r}; known sites: {', '.join(codes)}")
+
+
+def choice(value: str, known: Any, option: str, what: str = "value") -> str:
+    """One of a fixed set of values (scan kinds, statuses), or an error listing them."""
+    known = tuple(known)
+    if value in known:
+        return value
+    lowered = value.strip().lower()
+    if lowered in known:
+        return lowered
+    raise fail(f"{option}: unknown {what} {value!r}; known: {', '.join(known)}")
 
 
 def celery_app() -> Any:
@@ -53,23 +81,74 @@ def celery_app() -> Any:
 
 
 def store_ready() -> None:
-    """Commands that read the store bring its schema up to date first."""
-    from siteops.store import upgrade
+    """Commands that use the store check its schema first; they never migrate it
+    (that is `siteops db upgrade`, on purpose)."""
+    from siteops.store.db import StoreError, check_schema
 
-    upgrade()
+    registry()  # a bad sites file is refused by every platform command, the same way
+    try:
+        check_schema()
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+#: Seconds a command waits for the broker or the result store before saying it is down.
+BROKER_TIMEOUT = 2.0
+
+
+def _probe(url: str, what: str, hint: str) -> None:
+    from kombu.utils.url import maybe_sanitize_url
+
+    try:
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            import redis
+
+            client = redis.Redis.from_url(url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        else:
+            from kombu import Connection
+
+            with Connection(url, connect_timeout=BROKER_TIMEOUT) as conn:
+                conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
+    except Exception as exc:
+        raise fail(f"the {what} at {maybe_sanitize_url(url)} does not answer ({type(exc).__name__}: {exc}); "
+                   f"{hint}") from None
+
+
+def broker_ready() -> None:
+    """Before enqueueing: the broker and the result store answer, or a clear error in
+    about two seconds (Celery itself would retry for half a minute, then print pages)."""
+    from siteops.config.settings import get_settings
+
+    settings = get_settings()
+    hint = ("check that Redis is running (`make run` starts one on port 6390) "
+            "and SITEOPS_BROKER_URL")
+    _probe(settings.broker_url, "broker", hint)
+    backend = settings.effective_result_backend
+    if backend and backend != settings.broker_url and backend.startswith(("redis://", "rediss://", "unix://")):
+        _probe(backend, "result store", "check that it is running, and SITEOPS_RESULT_BACKEND")
 
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
+#: Errors that are the user's input or environment, not a bug: a message, never a traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (PolicyError, UnknownSite, UnknownTask, WrongQueue)
+
+
 def main() -> None:
+    from siteops.store.db import StoreError
+
     try:
         app()
-    except PolicyError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    except (*USER_ERRORS, StoreError) as exc:  # type: ignore[misc]
+        say_error(str(exc))
         sys.exit(2)
 
 
 # The commands register themselves on the app when their modules load.
-from siteops.cli import jobs, processes, scans  # noqa: E402, F401
+from siteops.cli import edi, ingress, jobs, processes, scans, shipping  # noqa: E402, F401

@@ -6,10 +6,12 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from siteops.cli import (
     app,
+    broker_ready,
     celery_app,
     dlq_app,
     err,
@@ -17,9 +19,10 @@ from siteops.cli import (
     out,
     print_json,
     registry,
+    site_code,
     store_ready,
 )
-from siteops.config.queues import PLATFORM_QUEUE, site_queue
+from siteops.config.queues import PLATFORM_QUEUE, UnknownSite, UnknownTask, WrongQueue, site_queue
 from siteops.config.sites import plain
 
 
@@ -82,6 +85,22 @@ def parse_args(pairs: list[str]) -> dict[str, Any]:
     return kwargs
 
 
+def check_arguments(task: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """The task's own signature decides; a mismatch names its parameters, not a traceback."""
+    import inspect
+
+    signature = inspect.signature(task.run)
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        params = []
+        for i, p in enumerate(signature.parameters.values()):
+            text = p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+            params.append(f"{text} (from --site)" if i == 0 and getattr(task, "site_bound", False) else text)
+        raise fail(f"{task.name}: {exc}; its parameters: {', '.join(params) or '(none)'} "
+                   "(give the others as --arg name=value)") from None
+
+
 @app.command()
 def enqueue(
     task: Annotated[str, typer.Argument(help="Task name, e.g. siteops.ops.ping")],
@@ -101,12 +120,15 @@ def enqueue(
     if getattr(t, "site_bound", False):
         if site is None:
             raise fail(f"{task} is site-bound: --site is required (known sites: {', '.join(registry().codes)})")
+        site = site_code(site)
         args.append(site)
     elif site is not None:
         raise fail(f"{task} runs on the {PLATFORM_QUEUE} queue and takes no --site")
+    check_arguments(t, args, kwargs)
+    broker_ready()
     try:
         result = t.apply_async(args=args, kwargs=kwargs)
-    except (ValueError, KeyError) as exc:
+    except (UnknownSite, UnknownTask, WrongQueue, ValueError, KeyError) as exc:
         raise fail(str(exc)) from None
     typer.echo(result.id)
     if not wait:
@@ -139,6 +161,8 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dead letters waiting for a decision (oldest first)."""
+    if site is not None:
+        site = site_code(site)
     audit = _audit()
     rows = audit.list_dead_letters(site=site, include_replayed=include_replayed)
     data = [_dead_dict(d) for d in rows]
@@ -163,6 +187,7 @@ def _dead_dict(d: Any) -> dict[str, Any]:
         "created_at": d.created_at.isoformat(),
         "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
         "replayed_task_id": d.replayed_task_id,
+        "message": d.message,
     }
 
 
@@ -189,14 +214,12 @@ def dlq_replay(
         raise fail("give a dead letter ID, or --all [--site CODE]")
     if site is not None and not replay_all:
         raise fail("--site goes with --all")
+    if site is not None:
+        site = site_code(site)
     audit = _audit()
     celery_app()
-    if dead_id is not None:
-        ids = [dead_id]
-    else:
-        if site is not None and site not in registry().codes:
-            raise fail(f"unknown site {site!r}; known sites: {', '.join(registry().codes)}")
-        ids = [d.id for d in audit.list_dead_letters(site=site)]
+    broker_ready()
+    ids = [dead_id] if dead_id is not None else [d.id for d in audit.list_dead_letters(site=site)]
     failed = 0
     for i in ids:
         try:
@@ -204,6 +227,6 @@ def dlq_replay(
             typer.echo(f"{i}\t{new_id}")
         except ReplayError as exc:
             failed += 1
-            err.print(f"[red]dead letter {i}:[/] {exc}", highlight=False)
+            err.print(f"[red]dead letter {i}:[/] {escape(str(exc))}", highlight=False)
     if failed:
         raise typer.Exit(1)

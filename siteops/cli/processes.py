@@ -17,6 +17,8 @@ from siteops.cli import (
     fail,
     registry,
     sim_app,
+    site_code,
+    store_ready,
 )
 from siteops.config.queues import PLATFORM_QUEUE, site_queue
 
@@ -77,18 +79,14 @@ def worker(
     pool: Annotated[str, typer.Option(help="prefork (default), threads or solo")] = "prefork",
 ) -> None:
     """A Celery worker on exactly these sites' queues; its name says which sites."""
-    reg = registry()
-    codes = site or []
-    for code in codes:
-        if code not in reg.codes:
-            raise fail(f"--site {code}: unknown site; known sites: {', '.join(reg.codes)}")
+    registry()
+    codes = [site_code(code) for code in site or []]
     if not codes and not platform:
         raise fail("give at least one --site CODE, or --platform")
     queues = [site_queue(c) for c in codes] + ([PLATFORM_QUEUE] if platform else [])
     name = "+".join(codes + (["platform"] if platform else []))
-    from siteops.store import upgrade
-
-    upgrade()
+    # Never migrates: a worker runs against the schema its code was written for, or not at all.
+    store_ready()
     _prepare_worker_env()
     argv = _celery_argv(
         "worker", "-Q", ",".join(queues), "-n", f"{name}@{socket.gethostname()}",
@@ -106,6 +104,7 @@ def beat(loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO") ->
     from siteops.config.settings import get_settings
 
     celery_app()
+    store_ready()
     state = get_settings().var / "celerybeat-schedule"
     os.execv(sys.executable, _celery_argv("beat", "-l", loglevel, "-s", str(state)))
 
@@ -148,6 +147,8 @@ def run(
                                                    "(repeatable; default: every site)")] = None,
     without: Annotated[list[str] | None, typer.Option("--without", help="Leave a part out (repeatable): odoo, "
                                                       "webhook, platform, beat, flower, exporter, scans")] = None,
+    carrier_port: Annotated[int, typer.Option(help="Port of the carrier simulator")] = 8071,
+    ingress_port: Annotated[int, typer.Option(help="Port of the ingress (Odoo and carrier webhooks)")] = 8073,
 ) -> None:
     """The whole platform on this machine (what `make run` runs): Redis, store, simulators, workers, beat, Flower."""
     from siteops.sim.runner import OPTIONAL_PARTS, run_stack
@@ -162,7 +163,8 @@ def run(
             raise fail(f"--without {part}: unknown part; parts: {', '.join(OPTIONAL_PARTS)}")
     raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port,
                                odoo_port=odoo_port, webhook_port=webhook_port, odoo_url=odoo_url,
-                               sites=[known[c.upper()] for c in site] if site else None, without=without or ()))
+                               sites=[known[c.upper()] for c in site] if site else None, without=without or (),
+                               carrier_port=carrier_port, ingress_port=ingress_port))
 
 
 @app.command()
@@ -175,6 +177,7 @@ def exporter(
     from siteops.observability.logging import configure
 
     registry()
+    store_ready()
     _prepare_worker_env()  # read the workers' multiprocess metric files
     configure("INFO")
     serve(port, address)
@@ -182,9 +185,35 @@ def exporter(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the store's schema to the newest migration."""
-    from siteops.config.settings import get_settings
-    from siteops.store import upgrade
+    """Bring the store's schema to the newest migration (the only command that migrates)."""
+    from siteops.store.db import SchemaMismatch, StoreError, check_schema, database_url, masked, upgrade
 
-    upgrade()
-    typer.echo(f"store up to date: {get_settings().effective_database_url.split('@')[-1]}")
+    url = database_url()
+    try:
+        try:
+            check_schema(url)  # a store that does not answer fails here, in seconds
+        except SchemaMismatch as exc:
+            if exc.newer:  # migrated by newer code: nothing here can bring it back
+                raise
+            upgrade(url)
+        revisions = check_schema(url)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"store up to date at revision {', '.join(revisions)}: {masked(url)}")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """The store's schema revision and the one this code expects (exit 1 if they differ)."""
+    from siteops.store.db import StoreError, current_revisions, database_url, expected_revisions, masked
+
+    url = database_url()
+    try:
+        current = current_revisions(url)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    expected = expected_revisions()
+    typer.echo(f"store:    {masked(url)}\ncurrent:  {', '.join(current) or '(no schema)'}\n"
+               f"expected: {', '.join(expected)}")
+    if set(current) != set(expected):
+        raise typer.Exit(1)

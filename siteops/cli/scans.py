@@ -11,6 +11,7 @@ from rich.table import Table
 
 from siteops.cli import (
     app,
+    choice,
     err,
     fail,
     findings_app,
@@ -18,6 +19,7 @@ from siteops.cli import (
     print_json,
     registry,
     report_app,
+    site_code,
     store_ready,
 )
 from siteops.cli.jobs import enqueue
@@ -52,9 +54,8 @@ def scan(
     """A one-off scan: the same task, queue and code path as beat's."""
     from siteops.rules.findings import KINDS
 
-    if kind not in KINDS:
-        raise fail(f"unknown scan kind {kind!r}; kinds: {', '.join(KINDS)}")
-    enqueue(f"siteops.scan.{kind}", site=site, arg=None, wait=wait, timeout=timeout)
+    kind = choice(kind, KINDS, "KIND", "scan kind")
+    enqueue(f"siteops.scan.{kind}", site=site_code(site), arg=None, wait=wait, timeout=timeout)
 
 
 def _findings() -> Any:
@@ -75,6 +76,13 @@ def findings_list(
     """Findings, oldest first (filter by site, kind, status)."""
     if ctx.invoked_subcommand is not None:
         return
+    from siteops.rules.findings import KINDS
+    from siteops.store.models import FindingStatus
+
+    site = None if site is None else site_code(site)
+    kind = None if kind is None else choice(kind, KINDS, "--kind", "scan kind")
+    statuses = (FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED, FindingStatus.RESOLVED)
+    status = None if status is None else choice(status, statuses, "--status", "status")
     store = _findings()
     rows = [store.as_dict(f) for f in store.search(site=site, kind=kind, status=status)]
     if as_json:

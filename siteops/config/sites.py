@@ -8,15 +8,18 @@ line to fix instead of a stack trace in a worker an hour later.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from siteops.config.queues import UnknownSite, site_queue
+from siteops.config.limits import MAX_BACKOFF_CAP, TASK_TIME_LIMIT, VISIBILITY_TIMEOUT
+from siteops.config.queues import TASKS, UnknownSite, site_queue
 
 # Odoo warehouse codes are at most 5 characters; we also keep them upper case so that
 # queue names, metric labels and Odoo codes read the same everywhere.
@@ -34,7 +37,20 @@ RETRY_DEFAULTS: Mapping[str, float | int] = MappingProxyType(
 
 
 class PolicyError(ValueError):
-    """sites.toml is malformed; the message names the file, the table and the key."""
+    """sites.toml is malformed; the message names the file, the table and the key.
+
+    The message is plain text: print it without markup interpretation (Rich would take
+    `[sites.NORTH]` for a style tag and drop it).
+    """
+
+
+#: The scan kinds a `schedules` table may name: the scan tasks of the task table.
+SCAN_KINDS: tuple[str, ...] = tuple(
+    name.removeprefix("siteops.scan.") for name in TASKS if name.startswith("siteops.scan.")
+)
+#: The other periodic jobs a `schedules` table times (their beat entries: siteops/schedules/).
+PERIODIC_JOBS: tuple[str, ...] = ("ship_ready", "sync_tracking")
+SCHEDULE_NAMES: tuple[str, ...] = SCAN_KINDS + PERIODIC_JOBS
 
 
 @dataclass(frozen=True)
@@ -136,6 +152,36 @@ def _check_type(where: str, default: Any, value: Any) -> Any:
     return value
 
 
+def _check_numbers(where: str, value: Any) -> None:
+    """Every number in the policy is a count, an amount, a duration or a threshold:
+    finite and not negative (TOML accepts `nan`, `inf` and `-3`; none of them means
+    anything here, and a negative schedule would silently switch a scan off)."""
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            _check_numbers(f"{where}.{key}", sub)
+    elif isinstance(value, list | tuple):
+        for i, sub in enumerate(value):
+            _check_numbers(f"{where}[{i}]", sub)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise PolicyError(f"{where}: must be a finite number, got {value!r}")
+        if value < 0:
+            raise PolicyError(f"{where}: must not be negative, got {value!r}")
+
+
+def _check_schedules(where: str, value: Any) -> None:
+    """A schedules table names known scan kinds only: a misspelt kind would switch the
+    real one off without a word (a kind left out is off, like 0)."""
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{where}: expected a table of scan kind = minutes, got {value!r}")
+    for kind, minutes in value.items():
+        if kind not in SCHEDULE_NAMES:
+            raise PolicyError(f"{where}.{kind}: unknown scan kind or job (known: {', '.join(SCHEDULE_NAMES)})")
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+            raise PolicyError(f"{where}.{kind}: expected minutes between scans (a number, 0 = off), "
+                              f"got {minutes!r}")
+
+
 def _merge(where: str, default: Any, value: Any) -> Any:
     if isinstance(default, Mapping):
         if not isinstance(value, Mapping):
@@ -164,28 +210,23 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
     policy = data.get("policy")
     if not isinstance(policy, Mapping):
         raise PolicyError(f"{f}: missing [policy] table")
-    for key in set(data) - {"policy", "sites"}:
-        raise PolicyError(f"{f}: {key}: unknown top-level table (expected [policy], [sites])")
+    for key in set(data) - {"policy", "sites", "edi"}:  # [edi]: siteops.config.edi validates it
+        raise PolicyError(f"{f}: {key}: unknown top-level table (expected [policy], [sites], [edi])")
     for key in set(policy) - POLICY_KEYS:
         raise PolicyError(f"{f}: [policy] {key}: unknown key (known: {', '.join(sorted(POLICY_KEYS))})")
     defaults = policy.get("defaults")
     if not isinstance(defaults, Mapping):
         raise PolicyError(f"{f}: missing [policy.defaults] table")
+    for key, value in defaults.items():
+        _check_numbers(f"{f}: [policy.defaults] {key}", value)
+    if "schedules" in defaults:
+        _check_schedules(f"{f}: [policy.defaults] schedules", defaults["schedules"])
     tunable = _string_list(f"{f}: [policy] site_tunable", policy.get("site_tunable", []))
     for key in tunable:
         if key not in defaults:
             raise PolicyError(f"{f}: [policy] site_tunable: {key!r} has no default in [policy.defaults]")
 
-    retry_raw = policy.get("retry", {})
-    retry_values: dict[str, Any] = {}
-    for key, value in retry_raw.items():
-        if key not in RETRY_DEFAULTS:
-            raise PolicyError(f"{f}: [policy.retry] {key}: unknown key (known: {', '.join(RETRY_DEFAULTS)})")
-        value = _check_type(f"{f}: [policy.retry] {key}", RETRY_DEFAULTS[key], value)
-        if value < 0:
-            raise PolicyError(f"{f}: [policy.retry] {key}: must not be negative, got {value!r}")
-        retry_values[key] = value
-    retry = RetryPolicy(**retry_values)
+    retry = _parse_retry(f, policy.get("retry", {}))
 
     sites_raw = data.get("sites")
     if not isinstance(sites_raw, Mapping) or not sites_raw:
@@ -210,6 +251,9 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
                     f"{where} {key}: not site-tunable; policy lets sites override only: {', '.join(tunable)}"
                 )
             params[key] = _merge(f"{where} {key}", defaults[key], value)
+            _check_numbers(f"{where} {key}", params[key])
+            if key == "schedules":
+                _check_schedules(f"{where} schedules", value)
             overrides.add(key)
         name = body.get("name", code)
         if not isinstance(name, str) or not name:
@@ -226,6 +270,11 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
         timezone = body.get("timezone", "UTC")
         if not isinstance(timezone, str):
             raise PolicyError(f"{where} timezone: expected a string")
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+            raise PolicyError(f"{where} timezone: {timezone!r} is not an IANA time zone "
+                              "(e.g. 'Europe/Brussels', 'UTC')") from None
         sites[code] = Site(
             code=code,
             name=name,
@@ -243,6 +292,34 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
         retry=retry,
         sites=MappingProxyType(sites),
     )
+
+
+def _parse_retry(f: str, raw: Any) -> RetryPolicy:
+    where = f"{f}: [policy.retry]"
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{where}: expected a table, got {raw!r}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in RETRY_DEFAULTS:
+            raise PolicyError(f"{where} {key}: unknown key (known: {', '.join(RETRY_DEFAULTS)})")
+        value = _check_type(f"{where} {key}", RETRY_DEFAULTS[key], value)
+        _check_numbers(f"{where} {key}", value)
+        values[key] = value
+    retry = RetryPolicy(**values)
+    if retry.backoff_base_seconds <= 0:
+        raise PolicyError(f"{where} backoff_base_seconds: must be above 0, got {retry.backoff_base_seconds!r}")
+    if retry.backoff_cap_seconds < retry.backoff_base_seconds:
+        raise PolicyError(f"{where} backoff_cap_seconds: must be at least backoff_base_seconds "
+                          f"({retry.backoff_base_seconds:g}), got {retry.backoff_cap_seconds:g}")
+    if retry.backoff_cap_seconds >= MAX_BACKOFF_CAP:
+        raise PolicyError(
+            f"{where} backoff_cap_seconds: must be below {MAX_BACKOFF_CAP}s, got {retry.backoff_cap_seconds:g}: "
+            f"Redis hands a message still held after the visibility timeout ({VISIBILITY_TIMEOUT}s) to a "
+            f"second worker, and a task may run {TASK_TIME_LIMIT}s before its retry countdown starts"
+        )
+    if retry.max_redeliveries < 1:
+        raise PolicyError(f"{where} max_redeliveries: must be at least 1, got {retry.max_redeliveries}")
+    return retry
 
 
 def load_registry(path: Path | str | None = None) -> Registry:

@@ -3,7 +3,12 @@
 Connectors classify at their boundary: no raw urllib, httpx, socket or odoorpc exception
 leaves a connector. Tasks then only need to know three things: try again later
 (`RetryableError`), wait as told (`RateLimited`), or stop and dead-letter
-(`PermanentError`).
+(`PermanentError`). Two permanent cases are told apart because callers act on them
+differently: `AuthError` (an operator must fix credentials) and `MissingRecord` (the remote
+record is gone: an alert about it is moot, not a failure).
+
+Which remote answer becomes which class is documented next to each connector (the Odoo
+table in `siteops.connectors.odoo.errors`, the webhook table in `siteops.connectors.webhook`).
 """
 
 from __future__ import annotations
@@ -43,3 +48,10 @@ class PermanentError(ConnectorError):
 
 class AuthError(PermanentError):
     """Credentials refused or revoked. Permanent for this run; an operator must act."""
+
+
+class MissingRecord(PermanentError):
+    """The remote record does not exist (any more): Odoo's `MissingError` (JSON-2: HTTP 404).
+
+    Retrying cannot bring it back; work about that record is moot rather than failed.
+    """

@@ -32,7 +32,7 @@ DEAD_LETTERS = Counter(
 )
 RECOVERED = Counter(
     "siteops_lost_messages_recovered_total",
-    "Messages of dead workers put back on their queue by recover_lost.",
+    "Messages of dead workers put back on their queue by lost-work recovery.",
     ["queue"],
 )
 SCAN_DURATION = Histogram(
@@ -47,3 +47,13 @@ SCAN_LAST_SUCCESS = Gauge(
     "siteops_scan_last_success_timestamp_seconds).", ["site", "kind"], multiprocess_mode="max",
 )
 ALERTS = Counter("siteops_alerts_sent_total", "Alerts delivered, by channel and event.", ["site", "channel", "event"])
+HOUSEKEEPING_RUNS = Counter(
+    "siteops_housekeeping_runs_total",
+    "Housekeeping job runs in the platform worker, by job and outcome (idle, acted, error).",
+    ["job", "outcome"],
+)
+HOUSEKEEPING_ACTIONS = Counter(
+    "siteops_housekeeping_actions_total",
+    "Things housekeeping jobs acted on (e.g. lost messages put back), by job.",
+    ["job"],
+)

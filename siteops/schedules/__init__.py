@@ -14,12 +14,10 @@ from typing import Any
 
 from celery.schedules import crontab, schedule
 
-from siteops.config.queues import PLATFORM_QUEUE, site_queue
+from siteops.config.queues import site_queue
 from siteops.rules.findings import KINDS
-
-# Lost work must resume within a minute of a worker's death: a heartbeat expires after
-# 10 s, and this sweep runs every 10 s: lost work resumes within about 30 s.
-RECOVER_LOST_EVERY = 10.0
+from siteops.schedules.edi import edi_beat_entries
+from siteops.schedules.shipping import shipping_entries
 
 
 def scan_task(kind: str) -> str:
@@ -97,13 +95,9 @@ def _offsets(registry: Any) -> dict[tuple[str, str], int]:
 
 
 def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
-    entries: dict[str, dict[str, Any]] = {
-        "recover-lost-work": {
-            "task": "siteops.ops.recover_lost",
-            "schedule": RECOVER_LOST_EVERY,
-            "options": {"queue": PLATFORM_QUEUE, "expires": RECOVER_LOST_EVERY * 2},
-        },
-    }
+    # Lost-work recovery is not here: it runs inside the platform worker
+    # (siteops.worker.housekeeping), so it floods neither Flower nor the audit trail.
+    entries: dict[str, dict[str, Any]] = {}
     offsets = _offsets(registry)
     for site in registry:
         schedules = site.params.get("schedules", {})
@@ -117,7 +111,27 @@ def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
                 "args": [site.code],
                 "options": {"queue": site_queue(site.code), "expires": max(5.0, minutes * 60 * 0.9)},
             }
+    entries.update(event_entries(registry))
+    entries.update(shipping_entries(registry))
+    entries.update(edi_beat_entries(registry))
     return entries
+
+
+#: Minutes between catch-up passes over Odoo changes that no webhook announced.
+CATCH_UP_MINUTES = 10
+
+
+def event_entries(registry: Any) -> dict[str, dict[str, Any]]:
+    """One catch-up per site (siteops.services.events), staggered by a minute per site."""
+    return {
+        f"events:{site.code}:catch_up": {
+            "task": "siteops.events.catch_up",
+            "schedule": _every(CATCH_UP_MINUTES, offset=index),
+            "args": [site.code],
+            "options": {"queue": site_queue(site.code), "expires": CATCH_UP_MINUTES * 60 * 0.9},
+        }
+        for index, site in enumerate(registry)
+    }
 
 
 def describe(entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

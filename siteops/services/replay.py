@@ -19,6 +19,12 @@ def replay(dead_id: int) -> str:
         raise ReplayError(f"no dead letter {dead_id}")
     if dead.replayed_at is not None:
         raise ReplayError(f"already replayed as {dead.replayed_task_id}")
+    if dead.reason == "malformed":
+        raise ReplayError(
+            f"dead letter {dead_id} is a malformed message the worker set aside ({dead.error_class}: "
+            f"{dead.error_message}); it has no task arguments to replay. Inspect it with `siteops dlq show "
+            f"{dead_id}` and send the work again from its source."
+        )
     task = app.tasks.get(dead.task_name)
     if task is None:
         raise ReplayError(f"task {dead.task_name!r} is not registered (renamed or removed?)")

@@ -49,7 +49,7 @@ from siteops.worker.recovery import WORKER_KEY, node_of
 RESTART_LIMIT = 5  # restarts of one child per 5 minutes before the stack gives up on it
 STOP_GRACE = 20.0  # seconds for the children's warm shutdown before they are killed
 #: Parts `--without` can leave out (tests and small machines start only what they need).
-OPTIONAL_PARTS = ("odoo", "webhook", "platform", "beat", "flower", "exporter", "scans")
+OPTIONAL_PARTS = ("odoo", "webhook", "carrier", "edi", "ingress", "platform", "beat", "flower", "exporter", "scans")
 
 
 class SafeOutput:
@@ -317,7 +317,8 @@ class Supervisor:
 
 def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: int = 9808, odoo_port: int = 8069,
               webhook_port: int = 8070, odoo_url: str | None = None, initial_scans: bool = True,
-              sites: Iterable[str] | None = None, without: Iterable[str] = ()) -> int:
+              sites: Iterable[str] | None = None, without: Iterable[str] = (),
+              carrier_port: int = 8071, ingress_port: int = 8073) -> int:
     settings = get_settings()
     registry = get_registry()
     skip = set(without)
@@ -344,7 +345,9 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
     ports = [(p, what) for p, what, part in [
         (flower_port, "Flower; pass --flower-port", "flower"),
         (exporter_port, "exporter; pass --exporter-port", "exporter"),
-        (webhook_port, "webhook receiver; pass --webhook-port", "webhook")] if part not in skip]
+        (webhook_port, "webhook receiver; pass --webhook-port", "webhook"),
+        (carrier_port, "carrier simulator; pass --carrier-port", "carrier"),
+        (ingress_port, "ingress; pass --ingress-port", "ingress")] if part not in skip]
     if use_odoo_sim:
         ports.append((odoo_port, "Odoo simulator; pass --odoo-port"))
     for busy, what in ports:
@@ -382,6 +385,20 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
     if "webhook" not in skip:
         sims.append(Child("webhook receiver", [*siteops, "sim", "webhook", "--port", str(webhook_port)],
                           logs / "webhook-sim.log"))
+    if "carrier" not in skip:
+        # Shipping: the carrier simulator, pushing signed tracking webhooks to the ingress.
+        from siteops.sim.carrier.run import carrier_children, carrier_env
+
+        env.update(carrier_env(var, carrier_port))
+        sims += [Child(name, argv, log) for name, argv, log in
+                 carrier_children(siteops, var, logs, carrier_port, webhook_url=f"http://127.0.0.1:{ingress_port}")]
+    if "edi" not in skip:
+        # EDI: a simulated supplier answering our orders in the partners' mailbox directories.
+        sims.append(Child("edi supplier", [*siteops, "sim", "edi"], logs / "edi-sim.log"))
+    if "ingress" not in skip:
+        # The ingress: Odoo's automation webhooks and the carrier's tracking webhooks.
+        env["SITEOPS_INGRESS_ODOO_TOKEN_FILE"] = str(secret_file(var, "ingress-odoo-token"))
+        sims.append(Child("ingress", [*siteops, "ingress", "--port", str(ingress_port)], logs / "ingress.log"))
     platform = [] if "platform" in skip else [
         Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log")]
     rest = [
@@ -438,7 +455,11 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
                 status.update("waiting for the exporter…")
                 sup.wait(lambda: _http_ok(f"http://127.0.0.1:{exporter_port}/metrics"), 60, "the exporter")
         if "scans" not in skip:
-            _first_scans(codes, env)
+            _first_scans(codes, env, edi="edi" not in skip)
+            if "carrier" not in skip:
+                from siteops.sim.carrier.run import first_labels
+
+                first_labels(codes)  # labels for the demo's ready pickings, soon after the first scans
         _print_summary(settings.broker_url, flower_port if "flower" not in skip else None,
                        exporter_port if "exporter" not in skip else None, auth_file, var, children)
         if use_odoo_sim:
@@ -447,6 +468,12 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
         if "webhook" not in skip:
             console.print(f"webhook receiver: http://127.0.0.1:{webhook_port}/ (a table of the alerts it "
                           f"received; /deliveries.json for the same as JSON)", markup=False)
+        if "carrier" not in skip:
+            console.print(f"carrier simulator (EasyPost API): http://127.0.0.1:{carrier_port}/v2; labels and "
+                          "tracking: `siteops shipments`", markup=False)
+        if "ingress" not in skip:
+            console.print(f"ingress: http://127.0.0.1:{ingress_port}/ (Odoo rules post to /hooks/odoo/<SITE>/<token>, "
+                          f"token in {var / 'ingress-odoo-token'}; carrier tracking to /hooks/easypost)", markup=False)
         while not sup.stopping:
             sup.supervise()
             time.sleep(0.5)
@@ -470,7 +497,7 @@ def _http_ok(url: str, post: bool = False) -> bool:
         return False
 
 
-def _first_scans(codes: list[str], env: dict[str, str]) -> None:
+def _first_scans(codes: list[str], env: dict[str, str], *, edi: bool = True) -> None:
     """One scan of every kind for every site now, rather than at beat's next slot."""
     from siteops.rules.findings import KINDS
 
@@ -481,6 +508,8 @@ def _first_scans(codes: list[str], env: dict[str, str]) -> None:
     for code in codes:
         for kind in KINDS:
             app.tasks[f"siteops.scan.{kind}"].delay(code)
+        if edi:
+            app.tasks["siteops.edi.scan_orders"].delay(code)  # confirmed orders to EDI partners go out now
     console.print("first scans enqueued for every site: `siteops findings` shows what they found")
 
 

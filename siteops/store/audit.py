@@ -104,23 +104,30 @@ def add_dead_letter(
     args: Sequence[Any],
     kwargs: dict[str, Any],
     reason: str,
-    error: BaseException,
+    error: BaseException | str,
     attempts: int,
+    message: dict[str, Any] | None = None,
 ) -> int:
+    """Store work that will not succeed by itself. `error` is an exception or "Class: text"."""
+    if isinstance(error, BaseException):
+        error_class, error_message = type(error).__name__, str(error)
+    else:
+        error_class, _, error_message = error.partition(": ")
     with get_engine().begin() as conn:
         result = conn.execute(
             insert(_dead).values(
-                task_id=task_id,
-                task_name=task_name,
-                site=site,
-                business_key=business_key,
+                task_id=task_id[:64],
+                task_name=task_name[:200],
+                site=site[:8] if site else None,
+                business_key=business_key[:200] if business_key else None,
                 args=list(args),
                 kwargs=dict(kwargs),
-                reason=reason,
-                error_class=type(error).__name__,
-                error_message=str(error)[:4000],
+                reason=reason[:32],
+                error_class=error_class[:200],
+                error_message=error_message[:4000],
                 attempts=attempts,
                 created_at=utcnow(),
+                message=message,
             )
         )
         key = result.inserted_primary_key

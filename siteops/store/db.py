@@ -10,6 +10,9 @@ a transaction is nested in another (`SITEOPS_DB_MAX_OVERFLOW=1`). At 50 sites wi
 pool process per site worker that is about 55 connections; PostgreSQL allows 100 by
 default. Behind PgBouncer (transaction pooling) set `SITEOPS_DB_POOL=null`: SQLAlchemy's
 NullPool then opens a connection per transaction and closes it, and PgBouncer pools.
+Migrations run only on purpose: `siteops db upgrade` (and `make run`, for its own
+embedded store) calls `upgrade()`. Workers, beat and the other commands call
+`check_schema()` at start, which refuses a store older or newer than the code.
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def upgrade(url: str | None = None) -> None:
+def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Bring the schema to the newest migration (safe to call from many processes)."""
     from alembic import command
 
@@ -161,6 +164,111 @@ def upgrade(url: str | None = None) -> None:
             cfg = _alembic_config(url)
             with engine.begin() as conn:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, revision)
     finally:
         engine.dispose()
+
+
+# --- the schema-version check ----------------------------------------------------------
+
+#: A store that does not answer within this many seconds is reported as down (a command
+#: must not hang for a TCP timeout; libpq applies it per address tried).
+CONNECT_TIMEOUT = 2
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used by this code; the message says why and what to do."""
+
+
+class StoreUnavailable(StoreError):
+    pass
+
+
+class SchemaMismatch(StoreError):
+    def __init__(self, message: str, current: tuple[str, ...], expected: tuple[str, ...], newer: bool) -> None:
+        super().__init__(message)
+        self.current = current
+        self.expected = expected
+        #: The store is at a revision this code does not know: `db upgrade` cannot help.
+        self.newer = newer
+
+
+def masked(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: show only what follows the '@'
+        return url.rpartition("@")[2]
+
+
+def expected_revisions() -> tuple[str, ...]:
+    """The heads of the migration scripts shipped with this code (not a constant: the
+    scripts are the truth, whatever migrations were added)."""
+    from alembic.script import ScriptDirectory
+
+    return tuple(sorted(ScriptDirectory(str(MIGRATIONS)).get_heads()))
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {rev.revision for rev in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}
+
+
+def current_revisions(url: str | None = None) -> tuple[str, ...]:
+    """The revisions the store is stamped with (empty: no schema yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    url = url or database_url()
+    where = masked(url)
+    if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        db = make_url(url).database
+        if db and db != ":memory:" and not Path(db).exists():
+            # Connecting would create an empty file; say what is missing instead.
+            return ()
+        engine = create_engine(url, connect_args={"timeout": CONNECT_TIMEOUT})
+    else:
+        engine = create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT}, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
+    except Exception as exc:  # any driver's connection error: name the store, not a traceback
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StoreUnavailable(
+            f"the store at {where} does not answer ({reason[0] if reason else type(exc).__name__}); "
+            "check that the database is running and reachable, and SITEOPS_DATABASE_URL"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def check_schema(url: str | None = None) -> tuple[str, ...]:
+    """Refuse a store whose schema is not the one this code was written for.
+
+    Never migrates: a worker or a read-only command that migrated a production store as
+    a side effect of starting would change it under the other processes' feet, or move
+    it past the code that still runs elsewhere.
+    """
+    url = url or database_url()
+    expected = expected_revisions()
+    current = current_revisions(url)
+    if set(current) == set(expected):
+        return current
+    where = masked(url)
+    want = ", ".join(expected)
+    newer = bool(set(current) - _known_revisions())
+    if not current:
+        message = (f"the store at {where} has no schema (expected revision {want}): "
+                   "run `siteops db upgrade`")
+    elif newer:
+        message = (f"the store at {where} is at revision {', '.join(current)}, which this code does not know "
+                   f"(it expects {want}): the store was migrated by newer code; run the matching version of "
+                   "siteops, or deploy it here and run `siteops db upgrade`")
+    else:
+        message = (f"the store at {where} is at revision {', '.join(current)}, older than this code "
+                   f"(it expects {want}): run `siteops db upgrade`")
+    raise SchemaMismatch(message, current, expected, newer)

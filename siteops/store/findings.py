@@ -1,15 +1,24 @@
-"""Findings and scan runs in the store: applying a scan's plan in one transaction."""
+"""Findings and scan runs in the store: applying a scan's plan in one transaction.
+
+One active finding per problem is the database's promise (a partial unique index on the
+fingerprint, migration 0005), not only the scan lock's: overlapping scans, a retry that
+overlaps the next slot, or a one-off `siteops scan` during beat's cannot duplicate it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from siteops.rules.findings import Known, Observation, Plan, escalated_severity
-from siteops.store import upkeep
+from siteops.store import alert_debts, upkeep
 from siteops.store.db import session
 from siteops.store.models import Finding, FindingStatus, ScanRun, utcnow
 
@@ -31,37 +40,73 @@ class Applied:
     escalated: list[int] = field(default_factory=list)
     resolved: list[int] = field(default_factory=list)
     touched: int = 0
+    #: Changes another scan made first (a duplicate it opened, a status it changed): skipped.
+    raced: int = 0
 
 
-def _new(obs: Observation, now: dt.datetime) -> Finding:
-    return Finding(fingerprint=obs.fingerprint, site=obs.site, kind=obs.kind, rule=obs.rule, model=obs.model,
-                   record_id=obs.record_id, record_name=obs.record_name[:200], status=FindingStatus.OPEN,
-                   severity=obs.severity, title=obs.title[:300], details=dict(obs.details),
-                   rule_version=obs.rule_version, params=dict(obs.params), first_seen=now, last_seen=now)
+def _new(obs: Observation, now: dt.datetime) -> dict[str, Any]:
+    return dict(fingerprint=obs.fingerprint, site=obs.site, kind=obs.kind, rule=obs.rule, model=obs.model,
+                record_id=obs.record_id, record_name=obs.record_name[:200], status=FindingStatus.OPEN,
+                severity=obs.severity, title=obs.title[:300], details=dict(obs.details),
+                rule_version=obs.rule_version, params=dict(obs.params), first_seen=now, last_seen=now)
 
 
-def apply(plan: Plan, *, now: dt.datetime | None = None) -> Applied:
+def _insert_active(s: Session, values: dict[str, Any]) -> int | None:
+    """Insert an open finding unless its fingerprint is already active; its id, or None.
+
+    ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike) against the partial unique index:
+    when an overlapping scan opened the same problem first, this one simply does not.
+    """
+    dialect = s.get_bind().dialect.name
+    insert_: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    row = s.execute(insert_(Finding).values(**values).on_conflict_do_nothing().returning(Finding.id)).first()
+    return None if row is None else int(row[0])
+
+
+def apply(plan: Plan, *, now: dt.datetime | None = None, channels: Sequence[str] = ()) -> Applied:
+    """Apply a scan's plan in one transaction; `channels`: the alerts each opening and escalation owes.
+
+    Every change is guarded by the state the plan saw (UPDATE ... WHERE status = expected,
+    rowcount checked): a change another scan or an operator made in between wins, and this
+    scan skips it rather than undo it or alert it a second time. The alert debts are written
+    in the same transaction as their finding, so no finding can exist without its debt.
+    """
     now = now or utcnow()
     result = Applied()
     with session() as s:
-        new_rows = [_new(obs, now) for obs in plan.open]
-        s.add_all(new_rows)
+        for obs in plan.open:
+            finding_id = _insert_active(s, _new(obs, now))
+            if finding_id is None:
+                result.raced += 1
+                continue
+            result.opened.append(finding_id)
+            alert_debts.owe(s, finding_id, obs.site, "opened", channels, now)
         for known, obs in plan.touch:
-            s.execute(update(Finding).where(Finding.id == known.id).values(
+            done = s.execute(update(Finding).where(Finding.id == known.id, Finding.status == known.status).values(
                 last_seen=now, severity=max(known.severity, obs.severity), details=dict(obs.details)))
+            result.touched += _changed(done)
         for known, obs in plan.escalate:
-            s.execute(update(Finding).where(Finding.id == known.id).values(
+            done = s.execute(update(Finding).where(
+                Finding.id == known.id, Finding.status == FindingStatus.OPEN, Finding.escalated_at.is_(None)).values(
                 last_seen=now, escalated_at=now, details=dict(obs.details),
                 severity=escalated_severity(max(known.severity, obs.severity))))
-            result.escalated.append(known.id)
+            if _changed(done):
+                result.escalated.append(known.id)
+                alert_debts.owe(s, known.id, obs.site, "escalated", channels, now)
+            else:
+                result.raced += 1
         for known in plan.resolve:
-            s.execute(update(Finding).where(Finding.id == known.id).values(
+            done = s.execute(update(Finding).where(Finding.id == known.id, Finding.status == known.status).values(
                 status=FindingStatus.RESOLVED, resolved_at=now))
-            result.resolved.append(known.id)
-        s.flush()
-        result.opened = [row.id for row in new_rows]
-        result.touched = len(plan.touch)
+            if _changed(done):
+                result.resolved.append(known.id)
+            else:
+                result.raced += 1
     return result
+
+
+def _changed(result: Any) -> int:
+    return 1 if result.rowcount == 1 else 0
 
 
 def record_scan(**values: Any) -> None:
@@ -81,15 +126,11 @@ def set_activity(finding_id: int, activity_id: int) -> None:
 
 
 def acknowledge(finding_id: int, by: str) -> Finding | None:
+    """Open -> acknowledged, guarded: a finding resolved or acknowledged meanwhile is left as it is."""
     with session() as s:
-        finding = s.get(Finding, finding_id)
-        if finding is None:
-            return None
-        if finding.status == FindingStatus.OPEN:
-            finding.status = FindingStatus.ACKNOWLEDGED
-            finding.acknowledged_at = utcnow()
-            finding.acknowledged_by = by
-        return finding
+        s.execute(update(Finding).where(Finding.id == finding_id, Finding.status == FindingStatus.OPEN)
+                  .values(status=FindingStatus.ACKNOWLEDGED, acknowledged_at=utcnow(), acknowledged_by=by))
+        return s.get(Finding, finding_id)
 
 
 def search(*, site: str | None = None, kind: str | None = None, status: str | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,6 +45,10 @@ class RunState:
     FAILED = "failed"
     DEAD_LETTERED = "dead_lettered"
     LOST = "lost"  # its worker died with it; recover_lost put the message back
+    CANCELLED = "cancelled"  # the broker connection was lost; the message is put back on reconnect
+    REVOKED = "revoked"  # an operator revoked (or terminated) it; not run again
+    EXPIRED = "expired"  # its message expired before it ran; not run
+    PARKED = "parked"  # waiting in the database (store.waits) until it falls due
     FINAL = frozenset({SUCCEEDED, FAILED, DEAD_LETTERED, LOST})
 
 
@@ -98,6 +102,9 @@ class DeadLetter(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     replayed_at: Mapped[dt.datetime | None] = mapped_column()
     replayed_task_id: Mapped[str | None] = mapped_column(String(64))
+    # A message set aside by the worker (reason malformed): its raw headers, delivery info
+    # and a bounded copy of its body, because there are no usable args to keep.
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     # The exporter's and the report's dead letters waiting, by site and task.
     __table_args__ = (Index("ix_dead_letters_waiting", "replayed_at", "site", "task_name"),)
@@ -127,6 +134,15 @@ class Operation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Who runs the effect while it is in flight (store.operations): the worker instance
+    # (heartbeat name), the pool process and its start token, when it took the operation
+    # (on the holder's own clock, compared only with its own worker's heartbeat) and the
+    # lease, on the store's clock, which the holder renews while the effect runs.
+    holder_worker: Mapped[str | None] = mapped_column(String(200))
+    holder_pid: Mapped[int | None] = mapped_column(Integer)
+    holder_token: Mapped[str | None] = mapped_column(String(64))
+    holder_since: Mapped[float | None] = mapped_column(Float)
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class FindingStatus:
@@ -142,8 +158,9 @@ class Finding(Base):
     __tablename__ = "findings"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # site:kind:rule:model:record_id. Not unique: a problem that comes back after it was
-    # resolved is a new finding (with its own alert), the old one stays as history.
+    # site:kind:rule:model:record_id. Unique among active findings only: a problem that
+    # comes back after it was resolved is a new finding (with its own alert), the old one
+    # stays as history.
     fingerprint: Mapped[str] = mapped_column(String(300), index=True)
     site: Mapped[str] = mapped_column(String(8))
     kind: Mapped[str] = mapped_column(String(32))
@@ -168,6 +185,10 @@ class Finding(Base):
     __table_args__ = (
         Index("ix_findings_site_kind_status", "site", "kind", "status"),
         Index("ix_findings_status_site_kind", "status", "site", "kind"),  # open findings by site and kind
+        # One ACTIVE finding per problem, whatever scans overlap (history may repeat it).
+        Index("ux_findings_active_fingerprint", "fingerprint", unique=True,
+              postgresql_where=text("status IN ('open', 'acknowledged')"),
+              sqlite_where=text("status IN ('open', 'acknowledged')")),
     )
 
 
@@ -197,4 +218,11 @@ class ScanRun(Base):
     )
 
 
-from siteops.store import upkeep as _upkeep  # noqa: E402, F401  (scan_freshness, on this Base)
+# Tables that live with their API, in their own modules (imported here so that every
+# process that loads the models knows the whole schema).
+import siteops.store.alert_debts  # noqa: E402  (the alert ledger: findings owe alerts)
+import siteops.store.events  # noqa: E402  (odoo events seen, catch-up watermarks)
+import siteops.store.exchanges  # noqa: E402  (EDI exchanges and control numbers)
+import siteops.store.shipments  # noqa: E402  (shipments and their tracking)
+import siteops.store.upkeep  # noqa: E402  (scan freshness)
+import siteops.store.waits  # noqa: E402, F401  (parked waits)

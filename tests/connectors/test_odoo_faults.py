@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from siteops.connectors.errors import AuthError, ConnectorError, PermanentError, RateLimited, RetryableError
+from siteops.connectors.errors import (
+    AuthError,
+    ConnectorError,
+    MissingRecord,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+)
 from siteops.sim.odoo import OdooSim
 from tests.connectors.conftest import make_client, wait_for
 
@@ -25,15 +32,32 @@ def _count(client: Any) -> int:
     ({"error_rate": 1.0, "error_status": 503}, RetryableError),
     ({"error_rate": 1.0, "error_status": 502}, RetryableError),
     ({"error_rate": 1.0, "error_status": 504}, RetryableError),
-    ({"error_rate": 1.0, "error_status": 500}, PermanentError),
+    ({"error_rate": 1.0, "error_status": 503, "error_retry_after": 7}, RateLimited),
+    # a 500 with no Odoo envelope (a proxy's page, a crashed worker): retried, bounded by the policy
+    ({"error_rate": 1.0, "error_status": 500}, RetryableError),
+    # Odoo's own envelope decides, whatever the status: an unknown exception is permanent...
+    ({"error_rate": 1.0, "error_status": 500, "error_name": "odoo.addons.x.Broken"}, PermanentError),
+    ({"error_rate": 1.0, "error_status": 500, "error_name": "builtins.KeyError"}, PermanentError),
+    # ...a database conflict Odoo gave up on is not
+    ({"error_rate": 1.0, "error_status": 500, "error_name": "psycopg2.errors.SerializationFailure"},
+     RetryableError),
+    # status 0: as Odoo sends it (JSON-RPC: HTTP 200 + envelope; JSON-2: the exception's http_status)
+    ({"error_rate": 1.0, "error_status": 0, "error_name": "odoo.exceptions.ValidationError"}, PermanentError),
+    ({"error_rate": 1.0, "error_status": 0, "error_name": "odoo.exceptions.UserError"}, PermanentError),
+    ({"error_rate": 1.0, "error_status": 0, "error_name": "odoo.exceptions.AccessError"}, PermanentError),
+    ({"error_rate": 1.0, "error_status": 0, "error_name": "odoo.exceptions.MissingError"}, MissingRecord),
+    ({"error_rate": 1.0, "error_status": 0, "error_name": "odoo.exceptions.AccessDenied",
+      "methods": ["search_count"]}, AuthError),
     ({"error_rate": 1.0, "error_status": 404}, PermanentError),
+    ({"error_rate": 1.0, "error_status": 400}, PermanentError),
     ({"drop_rate": 1.0}, RetryableError),
+    ({"latency": 2.0, "methods": ["search_count"]}, RetryableError),
     ({"rate_limit_rate": 1.0, "retry_after": 7}, RateLimited),
     ({"auth_revoked": True}, AuthError),
 ])
 def test_faults_are_classified(faulty: OdooSim, protocol: str, faults: dict[str, Any],
                                expected: type[ConnectorError]) -> None:
-    client = make_client(faulty, protocol)
+    client = make_client(faulty, protocol, timeout=0.5)
     assert _count(client) > 0  # connected and logged in before the fault
     faulty.faults.set(**faults)
     with pytest.raises(ConnectorError) as exc:
@@ -42,6 +66,8 @@ def test_faults_are_classified(faulty: OdooSim, protocol: str, faults: dict[str,
     assert exc.value.system == "odoo" and exc.value.operation == "stock.picking.search_count"
     if expected is RateLimited:
         assert exc.value.retry_after == 7  # type: ignore[attr-defined]
+    if faults.get("error_name"):
+        assert faults["error_name"] in str(exc.value)  # Odoo's exception is named in the error
     faulty.faults.reset()
     assert _count(client) > 0  # recovers by itself (auth: one re-login)
 
@@ -52,15 +78,27 @@ def test_remote_errors_are_permanent(faulty: OdooSim, protocol: str) -> None:
     cases = [
         lambda: client.search_read("no.such.model", [], ["name"]),
         lambda: client.search_read("stock.picking", [("bogus", "=", 1)], ["name"]),
-        lambda: client.write("res.partner", [10**7], {"name": "x"}),
         lambda: client.call("stock.picking", "frobnicate", [1]),
         lambda: client.call("stock.picking", "search", unexpected=True),
     ]
     for case in cases:
         with pytest.raises(PermanentError) as exc:
             case()
-        assert not isinstance(exc.value, AuthError)
+        assert not isinstance(exc.value, AuthError | MissingRecord)
         assert exc.value.__cause__ is not None or protocol == "json2"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_deleted_record_is_missing_not_failed(faulty: OdooSim, protocol: str) -> None:
+    """Odoo's MissingError (JSON-2: 404) is `MissingRecord`, a PermanentError callers can tell apart."""
+    client = make_client(faulty, protocol)
+    pid = client.create("res.partner", {"name": "Soon gone"})
+    client.call("res.partner", "unlink", [pid])
+    for case in (lambda: client.write("res.partner", [pid], {"name": "x"}),
+                 lambda: client.post_note("res.partner", pid, "hello")):
+        with pytest.raises(MissingRecord) as exc:
+            case()
+        assert isinstance(exc.value, PermanentError) and "MissingError" in str(exc.value)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

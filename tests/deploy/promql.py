@@ -23,6 +23,13 @@ GAUGES_AND_COUNTERS = {
     "siteops_task_retries_total",
     "siteops_dead_letters_created_total",
     "siteops_connector_calls_total",
+    "siteops_carrier_calls_total",
+    "siteops_carrier_circuit_state",
+    "siteops_carrier_rate_limit_waits_total",
+    "siteops_carrier_rate_limit_wait_seconds_total",
+    "siteops_carrier_labels_bought_total",
+    "siteops_carrier_tracking_updates_total",
+    "siteops_carrier_webhooks_total",
     "flower_worker_online",
     "flower_events_total",
 }
@@ -30,12 +37,14 @@ HISTOGRAMS = {
     "siteops_scan_duration_seconds",
     "siteops_task_duration_seconds",
     "siteops_connector_call_duration_seconds",
+    "siteops_carrier_call_duration_seconds",
     "flower_task_runtime_seconds",
 }
 KNOWN_METRICS = GAUGES_AND_COUNTERS | {h + s for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
 
 # Metrics without a site label: everything else of siteops is per site.
-SITELESS = {"siteops_beat_last_tick_timestamp_seconds"}
+SITELESS = {"siteops_beat_last_tick_timestamp_seconds", "siteops_carrier_circuit_state",
+            "siteops_carrier_webhooks_total"}
 SITE_METRICS = {m for m in KNOWN_METRICS if m.startswith("siteops_") and m not in SITELESS}
 
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",

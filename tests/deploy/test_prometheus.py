@@ -16,7 +16,8 @@ from tests.deploy.promql import KNOWN_METRICS, metric_names
 RULES = PROMETHEUS_DIR / "alerts.yml"
 RULE_TESTS = PROMETHEUS_DIR / "tests" / "alerts_test.yml"
 # Alerts about the platform as a whole: they cannot name a site.
-SITELESS_ALERTS = {"SiteopsBeatStopped", "SiteopsExporterDown", "SiteopsFlowerDown"}
+SITELESS_ALERTS = {"SiteopsBeatStopped", "SiteopsExporterDown", "SiteopsFlowerDown",
+                   "SiteopsCarrierCircuitOpen"}  # a carrier account serves several sites
 # The five conditions issue 5 asks alerts for.
 REQUIRED_ALERTS = {"SiteopsScanStale", "SiteopsQueueBacklogOld", "SiteopsDeadLettersGrowing",
                    "SiteopsWorkerMissing", "SiteopsConnectorFailing"}

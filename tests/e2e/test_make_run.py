@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,12 @@ from tests.conftest import ROOT, _free_port, poll
 from tests.e2e.screenshots import shoot_the_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+SCAN_KINDS = {"aging_transfers", "overdue_receipts", "aging_backorders", "stock_anomalies"}
+
+
+def scan_deliveries(port: int) -> dict:
+    deliveries = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json()["deliveries"]
+    return {k: v for k, v in deliveries.items() if v["finding"]["kind"] in SCAN_KINDS}
 
 
 def processes_with(marker: str) -> list[int]:
@@ -40,7 +47,8 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SITEOPS_", "PROMETHEUS_", "FLOWER_"))}
     env.update(SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
     argv = [sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port), "--exporter-port",
-            str(exporter_port), "--odoo-port", str(odoo_port), "--webhook-port", str(webhook_port)]
+            str(exporter_port), "--odoo-port", str(odoo_port), "--webhook-port", str(webhook_port),
+            "--carrier-port", str(_free_port()), "--ingress-port", str(_free_port())]
 
     def start(log: Path) -> subprocess.Popen[bytes]:
         with open(log, "wb") as out:
@@ -56,6 +64,12 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
 
     def findings() -> list[dict]:
         out = subprocess.run([sys.executable, "-m", "siteops.cli", "findings", "--json"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+        # The scans' findings (EDI raises po_exceptions of its own, checked below).
+        return [f for f in json.loads(out.stdout) if f["kind"] in SCAN_KINDS] if out.returncode == 0 else []
+
+    def shipments() -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "siteops.cli", "shipments", "--json"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)
         return json.loads(out.stdout) if out.returncode == 0 else []
 
@@ -109,16 +123,47 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
                      interval=1)
         assert len(found) == planted
         assert {f["site"] for f in found} == {"CW", "NORTH", "SOUTH", "EAST", "WEB"}
-        hooks = poll(lambda: (d := httpx.get(f"http://127.0.0.1:{webhook_port}/", timeout=5).json()["deliveries"])
-                     and len(d) >= planted and d, 120, "a webhook delivery per finding", interval=1)
+        hooks = poll(lambda: (d := scan_deliveries(webhook_port)) and len(d) >= planted and d, 120,
+                     "a webhook delivery per finding", interval=1)
         assert len(hooks) == planted
         import odoorpc
 
         odoo = odoorpc.ODOO("127.0.0.1", port=odoo_port, version="17.0")
         odoo.login("demo", "admin", "admin")
-        poll(lambda: odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) >= planted, 60,
+
+        def activities_per_finding() -> Counter[int]:
+            acts = odoo.env["mail.activity"].search_read([("summary", "=like", "[siteops #%")], ["summary"])
+            return Counter(int(a["summary"].split("#", 1)[1].split("]", 1)[0]) for a in acts)
+
+        scan_ids = {f["id"] for f in found}  # scan findings only (shipment exceptions come and go)
+        poll(lambda: sum(n for i, n in activities_per_finding().items() if i in scan_ids) >= planted, 60,
              "an Odoo activity per finding")
-        assert odoo.env["mail.activity"].search_count([("summary", "=like", "[siteops #%")]) == planted
+        # Zero dead letters, and one activity per finding of every kind (quant and move
+        # alerts included: they sit on the product or the picking, which have a chatter).
+        with sqlite3.connect(var / "siteops.db") as db:
+            assert db.execute("select task_name, error_message from dead_letters").fetchall() == []
+        per_finding = activities_per_finding()
+        for kind in ("aging_transfers", "overdue_receipts", "aging_backorders", "stock_anomalies"):
+            of_kind = [f["id"] for f in found if f["kind"] == kind]
+            assert of_kind and {i: per_finding[i] for i in of_kind} == dict.fromkeys(of_kind, 1), kind
+
+        # Labels for the demo's ready pickings, and tracking moving through its timeline.
+        poll(lambda: {s["site"] for s in shipments()} == {"CW", "NORTH", "SOUTH", "EAST", "WEB"}, 120,
+             "labels for every site's ready pickings", interval=1)
+        poll(lambda: any(s["status"] not in ("pre_transit", "unknown") for s in shipments()), 120,
+             "a parcel to move on from pre-transit", interval=2)
+        with sqlite3.connect(var / "siteops.db") as db:
+            assert db.execute("select task_name, error_message from dead_letters").fetchall() == []
+
+        # EDI: the demo's confirmed orders went to the simulated supplier and its answers came back.
+        def edi(query: str) -> int:
+            with sqlite3.connect(var / "siteops.db") as db:
+                return int(db.execute(query).fetchone()[0])
+
+        poll(lambda: edi("select count(*) from edi_exchanges where direction = 'out' and doc_type in "
+                         "('850', 'ORDERS') and state = 'acknowledged' and responded_at is not null") >= 1, 180,
+             "an order sent, acknowledged and answered", interval=2)
+        assert edi("select count(*) from edi_exchanges where direction = 'in' and state = 'error'") == 0
 
         # What a person sees, in a real headless Chromium (tests/e2e/screenshots.py).
         shoot_the_stack(tmp_path, env, var, flower_port, webhook_port)
@@ -135,6 +180,6 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         again = findings()
         assert sorted((f["id"], f["first_seen"]) for f in again) == sorted((f["id"], f["first_seen"]) for f in found)
         assert {f["status"] for f in again} == {"open"}
-        assert httpx.get(f"http://127.0.0.1:{webhook_port}/", timeout=5).json()["deliveries"] == {}
+        assert scan_deliveries(webhook_port) == {}
     finally:
         stop(run, log2)

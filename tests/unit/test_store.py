@@ -89,8 +89,8 @@ def test_idempotent_operation_runs_once_and_returns_the_stored_result(store_url:
         calls.append(1)
         return {"id": 42}
 
-    assert run_once("odoo:NORTH:activity:7", effect, site="NORTH") == {"id": 42}
-    assert run_once("odoo:NORTH:activity:7", effect, site="NORTH") == {"id": 42}
+    assert run_once("odoo:NORTH:activity:7", effect, site="NORTH", on_unknown="repeat") == {"id": 42}
+    assert run_once("odoo:NORTH:activity:7", effect, site="NORTH", on_unknown="repeat") == {"id": 42}
     assert len(calls) == 1
     op = get_operation("odoo:NORTH:activity:7")
     assert op["state"] == "succeeded" and op["attempts"] == 1
@@ -106,7 +106,7 @@ def test_unknown_outcome_is_reconciled_by_the_check(store_url: str) -> None:
         raise RetryableError("read timeout")
 
     with pytest.raises(RetryableError):
-        run_once("carrier:CW:ship:1", times_out_after_sending)
+        run_once("carrier:CW:ship:1", times_out_after_sending, on_unknown="dead_letter")
     assert get_operation("carrier:CW:ship:1")["state"] == "unknown"
     # The retry asks the remote side first, finds the effect, and does not create it again.
     found = run_once("carrier:CW:ship:1", lambda: remote.append("again") or "dup",
@@ -122,9 +122,9 @@ def test_permanent_failure_is_recorded_and_may_be_tried_again(store_url: str) ->
         raise PermanentError("validation")
 
     with pytest.raises(PermanentError):
-        run_once("edi:EAST:855:9", refused)
+        run_once("edi:EAST:855:9", refused, on_unknown="repeat")
     assert get_operation("edi:EAST:855:9")["state"] == "failed"
-    assert run_once("edi:EAST:855:9", lambda: "sent") == "sent"
+    assert run_once("edi:EAST:855:9", lambda: "sent", on_unknown="repeat") == "sent"
     assert get_operation("edi:EAST:855:9")["attempts"] == 2
 
 
@@ -144,7 +144,7 @@ def test_concurrent_first_attempts_call_the_effect_once(store_url: str) -> None:
 
     def first() -> None:
         try:
-            run_once("odoo:WEB:note:1", slow_effect, task_id="first")
+            run_once("odoo:WEB:note:1", slow_effect, task_id="first", on_unknown="repeat")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -153,7 +153,8 @@ def test_concurrent_first_attempts_call_the_effect_once(store_url: str) -> None:
     assert started.wait(10)
     # A duplicate delivery arrives while the first call is in flight: it must not call again.
     with pytest.raises(RetryableError, match="in flight"):
-        run_once("odoo:WEB:note:1", slow_effect, task_id="duplicate")
+        run_once("odoo:WEB:note:1", slow_effect, task_id="duplicate", on_unknown="repeat",
+                 wait_seconds=0.3)
     release.set()
     t.join(10)
     assert errors == [] and len(calls) == 1

@@ -7,6 +7,17 @@
 Every call has a timeout and lands in `siteops_connector_calls_total` and
 `siteops_connector_call_duration_seconds`; nothing but `siteops.connectors.errors`
 exceptions leaves this module.
+
+Odoo 16 to 19, one vocabulary. Callers write field names as Odoo 17+ does (the
+*logical* names); `FIELD_NAMES` is the version map, and `search_read`, `read`,
+`search`, `search_count`, `write` and `create` translate fields, domain leaves and
+values to the server's names and hand rows back under the logical names (so
+`stock.move.quantity` reads `quantity_done` on 16 and arrives as `quantity`). Raw
+`call()` does not translate: use `field()` there. Results are normalised across
+protocols too: Odoo 19's JSON-2 returns every recordset as a list of ids (`create` with
+one dict gives `[id]`, `message_post` `[id]`), `/jsonrpc` from 18 does the same except for
+`create`, 16/17 downgrade to an int; `create`, `post_note`, `schedule_activity` and
+`ensure_created` return an int id whatever the server sent, or raise `PermanentError`.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from siteops.connectors.odoo.errors import SYSTEM, classify
 from siteops.connectors.odoo.metrics import CALL_DURATION, CALLS
 from siteops.connectors.odoo.transport import Transport, major, open_transport
 
-# Logical field name -> the real name from a given major version on (odoo.md §3, §5 item 8).
+# Logical field name -> the real name from a given major version on (odoo.md §3, §5 item 8, §9 item 4).
 FIELD_NAMES: dict[tuple[str, str], list[tuple[int, str]]] = {
     ("stock.move", "quantity"): [(0, "quantity_done"), (17, "quantity")],
     ("stock.move.line", "quantity"): [(0, "qty_done"), (17, "quantity")],
@@ -149,6 +160,49 @@ class OdooClient:
     def fields(self, model: str, logical: Sequence[str]) -> list[str]:
         return [self.field(model, f) for f in logical]
 
+    # -- the version map, applied (callers speak 17+ names) -------------------------------
+
+    def _renames(self, model: str, names: Sequence[str]) -> dict[str, str]:
+        """{logical: real} for those of `names` this server calls differently."""
+        if not any((model, n) in FIELD_NAMES for n in names):
+            return {}  # no version probe for the common case
+        return {n: real for n in names if (real := self.field(model, n)) != n}
+
+    def _real_domain(self, model: str, domain: list[Any]) -> list[Any]:
+        leaves = [leaf for leaf in domain if isinstance(leaf, list | tuple) and len(leaf) == 3
+                  and isinstance(leaf[0], str)]
+        renames = self._renames(model, [leaf[0].split(".", 1)[0] for leaf in leaves])
+        if not renames:
+            return domain
+        out: list[Any] = []
+        for leaf in domain:
+            if isinstance(leaf, list | tuple) and len(leaf) == 3 and isinstance(leaf[0], str):
+                head, dot, rest = leaf[0].partition(".")
+                if head in renames:
+                    leaf = (renames[head] + dot + rest, leaf[1], leaf[2])
+            out.append(leaf)
+        return out
+
+    def _real_values(self, model: str, values: dict[str, Any]) -> dict[str, Any]:
+        renames = self._renames(model, list(values))
+        return {renames.get(k, k): v for k, v in values.items()} if renames else values
+
+    @staticmethod
+    def _logical_rows(rows: list[dict[str, Any]], renames: dict[str, str]) -> list[dict[str, Any]]:
+        if not renames:
+            return rows
+        back = {real: logical for logical, real in renames.items()}
+        return [{back.get(k, k): v for k, v in row.items()} for row in rows]
+
+    def _one_id(self, value: Any, operation: str) -> int:
+        """One record id from what either protocol sends: `7` (16-18) or `[7]` (19's JSON-2)."""
+        if isinstance(value, list | tuple) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise PermanentError(f"expected one record id, Odoo answered {value!r:.200}", system=SYSTEM,
+                             operation=operation)
+
     def storable_domain(self) -> list[Any]:
         """Products that keep stock: `detailed_type` in 17, `is_storable` from 18."""
         return [("detailed_type", "=", "product")] if self.version <= 17 else [("is_storable", "=", True)]
@@ -161,7 +215,9 @@ class OdooClient:
         if not fields:
             raise PermanentError("always pass explicit fields (all fields is slow and breaks on computes)",
                                  system=SYSTEM, operation=f"{model}.search_read")
-        params: dict[str, Any] = {"domain": domain, "fields": list(fields)}
+        renames = self._renames(model, fields)
+        params: dict[str, Any] = {"domain": self._real_domain(model, domain),
+                                  "fields": [renames.get(f, f) for f in fields]}
         if order:
             params["order"] = order
         if limit:
@@ -170,7 +226,7 @@ class OdooClient:
             params["offset"] = offset
         if context:
             params["context"] = context
-        return list(self.call(model, "search_read", timeout=timeout, **params))
+        return self._logical_rows(list(self.call(model, "search_read", timeout=timeout, **params)), renames)
 
     def iter_search_read(self, model: str, domain: list[Any], fields: Sequence[str], page_size: int = 500, *,
                          context: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -185,7 +241,7 @@ class OdooClient:
             last = page[-1]["id"]
 
     def search(self, model: str, domain: list[Any], *, order: str | None = None, limit: int | None = None) -> list[int]:
-        params: dict[str, Any] = {"domain": domain}
+        params: dict[str, Any] = {"domain": self._real_domain(model, domain)}
         if order:
             params["order"] = order
         if limit:
@@ -193,27 +249,31 @@ class OdooClient:
         return list(self.call(model, "search", **params))
 
     def search_count(self, model: str, domain: list[Any]) -> int:
-        return int(self.call(model, "search_count", domain=domain))
+        return int(self.call(model, "search_count", domain=self._real_domain(model, domain)))
 
     def read(self, model: str, ids: Sequence[int], fields: Sequence[str],
              batch_size: int = 500) -> list[dict[str, Any]]:
         """Records by id, in batches; missing ids are left out (as Odoo does)."""
         out: list[dict[str, Any]] = []
         ids = list(ids)
+        renames = self._renames(model, fields)
+        real = [renames.get(f, f) for f in fields]
         for i in range(0, len(ids), batch_size):
-            out += self.call(model, "read", ids[i:i + batch_size], fields=list(fields))
-        return out
+            out += self.call(model, "read", ids[i:i + batch_size], fields=real)
+        return self._logical_rows(out, renames)
 
     # -- writing --------------------------------------------------------------------------
 
     def write(self, model: str, ids: Sequence[int], values: dict[str, Any], batch_size: int = 1000) -> None:
         ids = list(ids)
+        values = self._real_values(model, values)
         for i in range(0, len(ids), batch_size):
             self.call(model, "write", ids[i:i + batch_size], vals=values)
 
     def create(self, model: str, values: dict[str, Any]) -> int:
-        """A plain create. Not idempotent: after a timeout, use `ensure_created`."""
-        return int(self.call(model, "create", vals_list=values))
+        """A plain create; the new id. Not idempotent: after a timeout, use `ensure_created`."""
+        return self._one_id(self.call(model, "create", vals_list=self._real_values(model, values)),
+                            f"{model}.create")
 
     def ensure_created(self, model: str, values: dict[str, Any], *, key: str,
                        ref_field: str | None = None) -> tuple[int, bool]:
@@ -236,7 +296,7 @@ class OdooClient:
                                 ["model", "res_id"], limit=1)
         if refs and refs[0]["model"] == model and self.search(model, [("id", "=", refs[0]["res_id"])],
                                                               limit=1):
-            return int(refs[0]["res_id"]), False
+            return self._one_id(refs[0]["res_id"], "ir.model.data.search_read"), False
         rid = self.create(model, values)
         if refs:
             self.write("ir.model.data", [refs[0]["id"]], {"model": model, "res_id": rid})
@@ -250,7 +310,7 @@ class OdooClient:
         params: dict[str, Any] = {"body": body, "message_type": "comment", "subtype_xmlid": "mail.mt_note"}
         if subject:
             params["subject"] = subject
-        return int(self.call(model, "message_post", [res_id], **params))
+        return self._one_id(self.call(model, "message_post", [res_id], **params), f"{model}.message_post")
 
     def schedule_activity(self, model: str, res_id: int, summary: str, *, user_id: int | None = None,
                           deadline: date | str | None = None, note: str = "",
@@ -261,9 +321,12 @@ class OdooClient:
                                                  ("summary", "=", summary)], limit=1)
         if existing:
             return existing[0], False
-        _, type_id = self.call("ir.model.data", "check_object_reference",
-                                        module=activity_type_xmlid.split(".", 1)[0],
-                                        xml_id=activity_type_xmlid.split(".", 1)[1])
+        module, _, xml_id = activity_type_xmlid.partition(".")
+        ref = self.call("ir.model.data", "check_object_reference", module=module, xml_id=xml_id)
+        if not (isinstance(ref, list | tuple) and len(ref) == 2):
+            raise PermanentError(f"check_object_reference({activity_type_xmlid}) answered {ref!r:.200}",
+                                 system=SYSTEM, operation="ir.model.data.check_object_reference")
+        type_id = self._one_id(ref[1], "ir.model.data.check_object_reference")
         values: dict[str, Any] = {"res_model_id": self._model_id(model), "res_id": res_id, "summary": summary,
                                   "activity_type_id": type_id, "note": note}
         if user_id:

@@ -19,7 +19,7 @@ import odoorpc
 
 from siteops.connectors.errors import AuthError
 from siteops.connectors.odoo.config import OdooConfig
-from siteops.connectors.odoo.errors import SYSTEM, classify_status
+from siteops.connectors.odoo.errors import SYSTEM, classify_remote, classify_status, envelope
 
 
 class _DropDebug(logging.Filter):
@@ -59,7 +59,11 @@ def detect_version(url: str, timeout: float) -> str:
     req = urllib.request.Request(f"{url}/web/webclient/version_info", data=body,
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return str(json.loads(resp.read())["result"]["server_version"])
+        reply = json.loads(resp.read())
+    found = envelope(reply)
+    if found:  # Odoo refused even this: classified by its exception, not a KeyError
+        raise classify_remote(found[0], found[1], "version")
+    return str(reply["result"]["server_version"])
 
 
 class Transport(Protocol):

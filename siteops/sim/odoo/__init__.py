@@ -1,4 +1,4 @@
-"""An Odoo 17/18/19 simulator that unmodified odoorpc (JSON-RPC) and JSON-2 clients talk to.
+"""An Odoo 16/17/18/19 simulator that unmodified odoorpc (JSON-RPC) and JSON-2 clients talk to.
 
     python -m siteops.sim.odoo --port 8069 --seed 7 --scale 1 [--odoo-version 17]
 
@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8069)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--scale", type=float, default=1.0)
-    p.add_argument("--odoo-version", type=int, choices=(17, 18, 19), default=17)
+    p.add_argument("--odoo-version", type=int, choices=(16, 17, 18, 19), default=17)
     p.add_argument("--db", default="demo")
     p.add_argument("--login", default="admin")
     p.add_argument("--password", default="admin")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from siteops.sim.odoo.store import Table, UserError, now_str
+from siteops.sim.odoo.store import BuiltinError, Table, UserError, now_str
 
 if TYPE_CHECKING:
     from siteops.sim.odoo.orm import Env
@@ -33,7 +33,8 @@ def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
         vals.setdefault("company_id", ptype.get("company_id"))
         vals.setdefault("user_id", env.uid)
         vals.setdefault("scheduled_date", now_str())
-        vals.setdefault("date", now_str())
+        if "date" in table.fields:  # gone in 19
+            vals.setdefault("date", now_str())
         if vals.get("name", "/") == "/" and ptype:
             wh = _row(env, "stock.warehouse", ptype.get("warehouse_id"))
             prefix = f"{wh.get('code', 'WH')}/{ptype.get('sequence_code', 'TR')}/"
@@ -75,6 +76,13 @@ def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
     elif model == "mail.activity":
         imodel = _row(env, "ir.model", vals.get("res_model_id"))
         vals["res_model"] = imodel.get("model")
+        document = db.tables.get(str(vals["res_model"]))
+        if document is not None and not document.mdef.mail_thread:
+            # Odoo's mail.activity.create subscribes the assignee to the document
+            # (message_subscribe): a model without mail.thread has no such method.
+            raise BuiltinError("AttributeError", f"'{document.name}' object has no attribute 'message_subscribe'")
+        if document is not None and vals.get("res_id") not in document.rows:
+            env._existing(document, [int(vals.get("res_id") or 0)])
         vals.setdefault("user_id", env.uid)
         vals.setdefault("date_deadline", db.today())
         if not vals.get("activity_type_id"):
@@ -162,6 +170,7 @@ def picking_assign(env: Env, table: Table, ids: list[int]) -> bool:
     picking_confirm(env, table, ids)
     moves = env.db.tables["stock.move"]
     quants = env.db.tables["stock.quant"]
+    qf = env.db.fname("stock.move", "quantity")  # 16: quantity_done
     for pid in ids:
         if table.rows[pid].get("state") not in ("confirmed", "waiting", "assigned"):
             continue
@@ -173,17 +182,17 @@ def picking_assign(env: Env, table: Table, ids: list[int]) -> bool:
                 continue
             need = move.get("product_uom_qty", 0.0)
             if not _is_internal(env, move.get("location_id")):
-                moves.update(mid, {"state": "assigned", "quantity": need})
+                moves.update(mid, {"state": "assigned", qf: need})
                 any_ready = True
                 continue
             for qid in _quants_at(env, move["product_id"], move["location_id"]):
                 q = quants.rows[qid]
                 free = q.get("quantity", 0.0) - q.get("reserved_quantity", 0.0)
-                take = max(0.0, min(free, need - move.get("quantity", 0.0)))
+                take = max(0.0, min(free, need - move.get(qf, 0.0)))
                 if take:
                     quants.update(qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) + take})
-                    moves.update(mid, {"quantity": move.get("quantity", 0.0) + take})
-            got = move.get("quantity", 0.0)
+                    moves.update(mid, {qf: move.get(qf, 0.0) + take})
+            got = move.get(qf, 0.0)
             state = "assigned" if got >= need else ("partially_available" if got > 0 else "confirmed")
             moves.update(mid, {"state": state})
             any_ready = any_ready or got > 0
@@ -193,6 +202,7 @@ def picking_assign(env: Env, table: Table, ids: list[int]) -> bool:
 
 def picking_validate(env: Env, table: Table, ids: list[int]) -> Any:
     moves = env.db.tables["stock.move"]
+    qf = env.db.fname("stock.move", "quantity")  # 16: quantity_done
     stamp = now_str()
     for pid in ids:
         picking = table.rows[pid]
@@ -212,14 +222,15 @@ def picking_validate(env: Env, table: Table, ids: list[int]) -> Any:
             if move.get("state") in ("done", "cancel"):
                 continue
             demand = move.get("product_uom_qty", 0.0)
-            done = move.get("quantity", 0.0) if move.get("picked") or move.get("quantity") else demand
+            done = move.get(qf, 0.0) if move.get("picked") or move.get(qf) else demand
             done = min(done, demand) or demand
-            reserved = move.get("quantity", 0.0) if _is_internal(env, move.get("location_id")) else 0.0
+            reserved = move.get(qf, 0.0) if _is_internal(env, move.get("location_id")) else 0.0
             if _is_internal(env, move.get("location_id")):
                 _add_quant(env, move["product_id"], move["location_id"], -done, -reserved)
             if _is_internal(env, move.get("location_dest_id")):
                 _add_quant(env, move["product_id"], move["location_dest_id"], done)
-            moves.update(mid, {"state": "done", "quantity": done, "picked": True, "date": stamp})
+            moves.update(mid, env.db.adapt("stock.move", {"state": "done", "quantity": done, "picked": True,
+                                                          "date": stamp}))
             if done < demand:
                 leftovers.append((move, demand - done))
         table.update(pid, {"state": "done", "date_done": stamp})
@@ -262,13 +273,13 @@ def picking_unreserve(env: Env, table: Table, ids: list[int]) -> None:
             if move.get("state") not in ("assigned", "partially_available"):
                 continue
             if _is_internal(env, move.get("location_id")):
-                left = move.get("quantity", 0.0)
+                left = move.get(env.db.fname("stock.move", "quantity"), 0.0)
                 for qid in _quants_at(env, move["product_id"], move["location_id"]):
                     q = quants.rows[qid]
                     give = min(left, q.get("reserved_quantity", 0.0))
                     quants.update(qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) - give})
                     left -= give
-            moves.update(mid, {"state": "confirmed", "quantity": 0.0})
+            moves.update(mid, env.db.adapt("stock.move", {"state": "confirmed", "quantity": 0.0}))
         if table.rows[pid].get("state") == "assigned":
             table.update(pid, {"state": "confirmed"})
 
@@ -283,11 +294,10 @@ def quant_apply_inventory(env: Env, table: Table, ids: list[int]) -> bool:
         diff = q.get("inventory_quantity", 0.0) - q.get("quantity", 0.0)
         if diff:
             src, dst = (inv_loc, q["location_id"]) if diff > 0 else (q["location_id"], inv_loc)
-            db.insert("stock.move", {"product_id": q["product_id"], "product_uom_qty": abs(diff),
-                                     "quantity": abs(diff), "state": "done", "date": now_str(),
-                                     "location_id": src, "location_dest_id": dst, "is_inventory": True,
-                                     "name": "Product Quantity Updated", "company_id": 1, "picked": True},
-                      uid=env.uid)
+            db.insert("stock.move", db.adapt("stock.move", {
+                "product_id": q["product_id"], "product_uom_qty": abs(diff), "quantity": abs(diff), "state": "done",
+                "date": now_str(), "location_id": src, "location_dest_id": dst, "is_inventory": True,
+                "name": "Product Quantity Updated", "company_id": 1, "picked": True}), uid=env.uid)
         table.update(qid, {"quantity": q.get("inventory_quantity", 0.0), "inventory_quantity": 0.0,
                            "inventory_diff_quantity": 0.0, "inventory_quantity_set": False,
                            "last_count_date": db.today()})
@@ -360,7 +370,7 @@ def activity_feedback(env: Env, table: Table, ids: list[int], feedback: Any = Fa
         target = env.db.tables.get(act.get("res_model") or "")
         if target is not None and act.get("res_id") in target.rows:
             message_id = env.m_message_post(target, [act["res_id"]], body=feedback or act.get("summary") or "",
-                                            message_type="notification")
+                                            message_type="notification").ids[0]
         table.delete(aid)
     return message_id
 

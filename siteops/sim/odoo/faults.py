@@ -21,6 +21,12 @@ class FaultConfig:
     methods: list[str] = field(default_factory=list)  # limit latency/errors to these methods ("" = all)
     error_rate: float = 0.0  # fraction of requests answered with `error_status`
     error_status: int = 503
+    # With `error_name` the error is Odoo's own (an envelope naming that exception: JSON-RPC
+    # `error.data.name`, JSON-2 a JSON body), sent with `error_status` (200 = as Odoo does
+    # over JSON-RPC). Without it, an HTML page as a reverse proxy sends.
+    error_name: str = ""
+    error_message: str = "Simulated failure"
+    error_retry_after: float | None = None  # a Retry-After header on those errors (e.g. a 503)
     drop_rate: float = 0.0  # fraction of requests whose connection is closed without a response
     rate_limit_rate: float = 0.0  # fraction answered 429 with Retry-After
     retry_after: float = 1.0
@@ -30,13 +36,18 @@ class FaultConfig:
     slow_page_min: int = 0  # a search_read/read returning at least this many records...
     slow_page_seconds: float = 0.0  # ...waits this long first
     auth_revoked: bool = False  # every credential check fails (AccessDenied / 401)
+    # Seconds a successful answer is held AFTER the call took effect (limited by `methods`):
+    # the client times out although Odoo did the work, the case a `check` exists for.
+    reply_latency: float = 0.0
     seed: int = 0
 
 
 @dataclass
 class Decision:
     latency: float = 0.0
-    status: int | None = None  # answer with this HTTP status and no JSON body
+    status: int | None = None  # answer with this HTTP status (an HTML page unless error_name)
+    error_name: str = ""  # ...or with Odoo's error envelope naming this exception
+    error_message: str = ""
     drop: bool = False
     retry_after: float | None = None
 
@@ -96,7 +107,15 @@ class Faults:
                 d.retry_after = c.retry_after
             elif c.error_rate and self._rng.random() < c.error_rate:
                 d.status = c.error_status
+                d.error_name, d.error_message = c.error_name, c.error_message
+                d.retry_after = c.error_retry_after
             return d
+
+    def reply_delay(self, method: str) -> float:
+        c = self.config
+        if not c.reply_latency or (c.methods and method not in c.methods):
+            return 0.0
+        return c.reply_latency
 
     def slow_page(self, records: int) -> float:
         c = self.config

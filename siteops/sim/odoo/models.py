@@ -1,8 +1,15 @@
-"""Model and field definitions of the simulated Odoo, per major version (17, 18, 19).
+"""Model and field definitions of the simulated Odoo, per major version (16, 17, 18, 19).
 
 Only what a distribution job platform touches is modelled (odoo.md §3), with the field
 names, types, selections and default `_order` of the real models. Version differences
-(odoo.md §3 and §5 item 8) are switched by the `version` argument of `build_models`.
+(odoo.md §3, §5 item 8 and §9) are switched by the `version` argument of `build_models`:
+
+* 16: `stock.move.quantity_done` (17 renamed it `quantity` and added `picked`);
+  `sale.order` has a `done` ("Locked") state instead of the `locked` flag.
+* 18: `is_storable` replaces `detailed_type`; `location_final_id`, `is_favorite`.
+* 19: `stock.picking.date`, `.group_id`, `.move_ids_without_package` and
+  `stock.move.scrapped`, `.group_id` are gone (OpenUpgrade 19.0 analyses), so asking for
+  them is an "Invalid field" error; `procurement.group` became `stock.reference`.
 """
 
 from __future__ import annotations
@@ -197,13 +204,42 @@ def _magic(fields: list[Field]) -> dict[str, Field]:
     return {f.name: f for f in [*base, *fields]}
 
 
+# What a row written with the current (17+) names becomes in an older or newer version, for
+# the generator and the business actions, which are written once: (version test, model)
+# -> {current name: that version's name, or None when the field does not exist there}.
+_VERSION_NAMES: list[tuple[Callable[[int], bool], str, dict[str, str | None]]] = [
+    (lambda v: v <= 16, "stock.move", {"quantity": "quantity_done", "picked": None}),
+    (lambda v: v <= 16, "sale.order", {"locked": None}),
+    (lambda v: v >= 19, "stock.picking", {"date": None, "group_id": None}),
+    (lambda v: v >= 19, "stock.move", {"scrapped": None, "group_id": None}),
+]
+
+
+def version_name(version: int, model: str, name: str) -> str | None:
+    """The name field `name` (as 17 calls it) has in `version`; None if it does not exist there."""
+    for applies, m, names in _VERSION_NAMES:
+        if m == model and name in names and applies(version):
+            return names[name]
+    return name
+
+
+def adapt_values(version: int, model: str, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` written with 17's names, renamed (or dropped) for `version`."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        real = version_name(version, model, name)
+        if real is not None:
+            out[real] = value
+    return out
+
+
 def _add(models: dict[str, ModelDef], mdef: ModelDef, fields: list[Field]) -> None:
     mdef.fields = _magic(fields)
     models[mdef.name] = mdef
 
 
 def build_models(version: int = 17) -> dict[str, ModelDef]:
-    """All modelled models for Odoo `version` (17, 18 or 19)."""
+    """All modelled models for Odoo `version` (16, 17, 18 or 19)."""
     v = version
     M: dict[str, ModelDef] = {}
     _add(M, ModelDef("res.company", "Companies", order="sequence, name", parent_name="parent_id"), [
@@ -253,7 +289,7 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
             default="reference"), boolean("active", default=True),
     ])
     product_types = ([("consu", "Consumable"), ("service", "Service"), ("product", "Storable Product")]
-                     if v == 17 else [("consu", "Goods"), ("service", "Service"), ("combo", "Combo")])
+                     if v <= 17 else [("consu", "Goods"), ("service", "Service"), ("combo", "Combo")])
     product_fields = [
         char("name", "Name", required=True, index=True), char("default_code", "Internal Reference", index=True),
         char("barcode"), m2o("categ_id", "product.category", "Product Category", required=True),
@@ -265,7 +301,7 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         flt("weight"), flt("volume"),
         computed("qty_available", "float", _qty_available, "Quantity On Hand"),
     ]
-    if v == 17:
+    if v <= 17:
         product_fields.append(sel("detailed_type", product_types, "Product Type", default="consu"))
     else:
         product_fields.append(boolean("is_storable", "Track Inventory"))
@@ -302,7 +338,7 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         o2m("quant_ids", "stock.quant", "location_id"), date("last_inventory_date", "Last Effective Inventory"),
         date("next_inventory_date", "Next Expected Inventory"), integer("cyclic_inventory_frequency"),
     ]
-    if v == 17:
+    if v <= 17:
         location_fields.append(boolean("return_location", "Is a Return Location?"))
     _add(M, ModelDef("stock.location", "Inventory Locations", order="complete_name, id", rec_name="complete_name",
                      rec_names_search=("complete_name", "barcode"), parent_name="location_id"), location_fields)
@@ -321,14 +357,14 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         sel("create_backorder", [("ask", "Ask"), ("always", "Always"), ("never", "Never")], default="ask"),
         char("barcode"),
     ]
-    if v == 17:
+    if v <= 17:
         ptype_fields.append(boolean("show_reserved", default=True))
     else:
         ptype_fields += [boolean("is_favorite", "Show Operation in Overview"),
                          sel("move_type", [("direct", "As soon as possible"), ("one", "When all products are ready")],
                              default="direct")]
     _add(M, ModelDef("stock.picking.type", "Picking Type",
-                     order="sequence, id" if v == 17 else "is_favorite desc, sequence, id"), ptype_fields)
+                     order="sequence, id" if v <= 17 else "is_favorite desc, sequence, id"), ptype_fields)
     picking_fields = [
         char("name", "Reference", default="/", index=True), char("origin", "Source Document", index=True),
         sel("state", [("draft", "Draft"), ("waiting", "Waiting Another Operation"), ("confirmed", "Waiting"),
@@ -336,7 +372,7 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
             "Status", readonly=True, default="draft"),
         sel("priority", PRIORITY, "Priority", default="0"),
         dt("scheduled_date", "Scheduled Date", required=True), dt("date_deadline", "Deadline"),
-        boolean("has_deadline_issue", "Is late"), dt("date", "Creation Date"),
+        boolean("has_deadline_issue", "Is late"),
         dt("date_done", "Date of Transfer", readonly=True),
         m2o("picking_type_id", "stock.picking.type", "Operation Type", required=True),
         related("picking_type_code", "picking_type_id.code", "selection", "Type of Operation",
@@ -347,7 +383,6 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         m2o("user_id", "res.users", "Responsible"), m2o("backorder_id", "stock.picking", "Back Order of"),
         o2m("backorder_ids", "stock.picking", "backorder_id", "Back Orders"),
         o2m("move_ids", "stock.move", "picking_id", "Stock Moves"),
-        o2m("move_ids_without_package", "stock.move", "picking_id", "Stock moves not in package"),
         sel("move_type", [("direct", "As soon as possible"), ("one", "When all products are ready")],
             "Shipping Policy", default="direct"),
         html("note", "Notes"), boolean("is_locked", default=True), boolean("printed"),
@@ -356,6 +391,10 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         flt("weight"), flt("shipping_weight", "Weight for Shipping"),
         m2o("sale_id", "sale.order", "Sales Order"), m2o("purchase_id", "purchase.order", "Purchase Orders"),
     ]
+    if v <= 18:  # removed in 19 (OpenUpgrade stock 19.0.1.1)
+        picking_fields += [dt("date", "Creation Date"),
+                           o2m("move_ids_without_package", "stock.move", "picking_id", "Stock moves not in package"),
+                           m2o("group_id", "procurement.group", "Procurement Group")]
     if v >= 18:
         picking_fields.append(computed("search_date_category", "selection", lambda s, t, r: False,
                                        selection=(("before", "Before"), ("yesterday", "Yesterday"),
@@ -370,7 +409,8 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
                       ("done", "Done"), ("cancel", "Cancelled")], "Status", readonly=True, default="draft"),
         sel("priority", PRIORITY, default="0"), m2o("product_id", "product.product", "Product", required=True),
         flt("product_uom_qty", "Demand", required=True), flt("product_qty", "Real Quantity"),
-        flt("quantity", "Quantity"), boolean("picked"), m2o("product_uom", "uom.uom", "UoM"),
+        *([flt("quantity_done", "Quantity Done")] if v <= 16 else [flt("quantity", "Quantity"), boolean("picked")]),
+        m2o("product_uom", "uom.uom", "UoM"),
         dt("date", "Date Scheduled", required=True), dt("date_deadline", "Deadline"),
         m2o("picking_id", "stock.picking", "Transfer"), m2o("picking_type_id", "stock.picking.type", "Operation Type"),
         m2o("location_id", "stock.location", "Source Location", required=True),
@@ -380,8 +420,10 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         sel("procure_method", [("make_to_stock", "Default: Take From Stock"),
                                ("make_to_order", "Advanced: Apply Procurement Rules")], default="make_to_stock"),
         m2o("purchase_line_id", "purchase.order.line", "Purchase Order Line"),
-        boolean("scrapped"), boolean("is_inventory", "Inventory"), integer("sequence", default=10),
+        boolean("is_inventory", "Inventory"), integer("sequence", default=10),
     ]
+    if v <= 18:
+        move_fields += [boolean("scrapped"), m2o("group_id", "procurement.group", "Procurement Group")]
     if v >= 18:
         move_fields.append(m2o("location_final_id", "stock.location", "Final Location"))
     _add(M, ModelDef("stock.move", "Stock Move", order="sequence, id"), move_fields)
@@ -462,8 +504,9 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
                      rec_names_search=("name",), mail_thread=True), [
         char("name", "Order Reference", required=True, default="New", index=True),
         sel("state", [("draft", "Quotation"), ("sent", "Quotation Sent"), ("sale", "Sales Order"),
-                      ("cancel", "Cancelled")], "Status", readonly=True, default="draft"),
-        boolean("locked", "Locked"), dt("date_order", "Order Date", required=True),
+                      *([("done", "Locked")] if v <= 16 else []), ("cancel", "Cancelled")],
+            "Status", readonly=True, default="draft"),
+        *([] if v <= 16 else [boolean("locked", "Locked")]), dt("date_order", "Order Date", required=True),
         dt("commitment_date", "Delivery Date"), date("validity_date", "Expiration"),
         m2o("partner_id", "res.partner", "Customer", required=True),
         m2o("partner_invoice_id", "res.partner", "Invoice Address"),
@@ -520,6 +563,11 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         char("module", required=True, index=True), char("model", "Model Name", required=True, index=True),
         ref("res_id", "model", "Record ID"), boolean("noupdate", "Non Updatable"),
     ])
+    if v <= 18:  # 19 renamed it stock.reference (not modelled)
+        _add(M, ModelDef("procurement.group", "Procurement Group", order="id desc"), [
+            char("name", "Reference", required=True), m2o("partner_id", "res.partner", "Address"),
+            sel("move_type", [("direct", "Partial"), ("one", "All at once")], default="direct"),
+        ])
     _add(M, ModelDef("delivery.carrier", "Shipping Methods", order="sequence, id"), [
         char("name", "Delivery Method", required=True), boolean("active", default=True),
         integer("sequence", default=10),

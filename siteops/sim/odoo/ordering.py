@@ -80,7 +80,8 @@ def search(db: Database, model: str, domain: Any, context: dict[str, Any] | None
     active_test = context.get("active_test", True) is not False
     node = Compiler(db, table, active_test=active_test).compile(domain if domain is not None else [])
     offset = int(offset or 0)
-    limit = int(limit) if limit not in (None, False) else None
+    # `limit=0` is no limit, like None: Odoo's Query adds LIMIT only `if self.limit` (odoo.md §9 item 5).
+    limit = int(limit) if limit else None
     order = order or table.mdef.order
     terms = parse_order(table, order)
     if terms[0][0] == "id":

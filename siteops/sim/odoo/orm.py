@@ -7,7 +7,10 @@ here have the same Python signatures.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from siteops.sim.odoo import actions, webhooks
@@ -16,10 +19,12 @@ from siteops.sim.odoo.models import X2MANY, Field
 from siteops.sim.odoo.ordering import count, search
 from siteops.sim.odoo.store import (
     AccessError,
+    BadArguments,
     BuiltinError,
     Database,
     MissingError,
     Table,
+    UnknownMethod,
     ValidationError,
     invalid,
     now_str,
@@ -31,6 +36,44 @@ RECORD_METHODS = frozenset({
     "action_confirm", "action_assign", "button_validate", "action_cancel", "do_unreserve",
     "button_confirm", "button_approve", "button_cancel", "action_apply_inventory", "copy",
 })
+
+
+@dataclass(frozen=True)
+class Recordset:
+    """What an ORM method returned as records; each protocol and version serialises it its own way.
+
+    See `rpc_result`: that is where Odoo 19 (JSON-2, and `/jsonrpc` from 18) differs from 17.
+    """
+
+    model: str
+    ids: tuple[int, ...]
+
+
+def rpc_result(result: Any, *, method: str, args: list[Any], kwargs: dict[str, Any], protocol: str,
+               version: int) -> Any:
+    """The JSON value Odoo sends for `result` (odoo.md §9 item 1, verified in Odoo's source).
+
+    * JSON-2 (19, `addons/rpc/controllers/json2.py`): any recordset becomes `result.ids`,
+      with no special case: `create` with one dict gives `[id]`, `message_post` `[id]`.
+    * `/jsonrpc` from 18 (`odoo/service/model.py` `call_kw`): `create` gives `result.id`
+      when called with one dict (else `.ids`); every other recordset becomes `.ids`.
+    * `/jsonrpc` on 16/17: `api.returns` downgrades — `create(dict)`, `copy` and
+      `message_post` give an int; a method without `api.returns` (`activity_schedule`)
+      goes through `json_default`, that is `str(recordset)`.
+    """
+    if not isinstance(result, Recordset):
+        return result
+    ids = list(result.ids)
+    if protocol == "json2":
+        return ids
+    single = method == "create" and isinstance(args[0] if args else kwargs.get("vals_list"), dict)
+    if version >= 18:
+        return ids[0] if single and ids else ids
+    if method in ("create", "copy", "message_post") and (single or method != "create"):
+        return ids[0] if ids else False
+    if method == "create":
+        return ids
+    return f"{result.model}({''.join(f'{i},' for i in ids)})"
 
 
 def _as_ids(ids: Any) -> list[int]:
@@ -54,6 +97,7 @@ class Env:
     # -- dispatch -------------------------------------------------------------------------
 
     def call(self, model: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        """Run `model.method`; a recordset comes back as a `Recordset` (see `rpc_result`)."""
         if method.startswith("_") or method == "init":
             raise AccessError(f"Private methods (such as {method}) cannot be called remotely.")
         table = self.db.table(model)
@@ -62,13 +106,21 @@ class Env:
         context = kwargs.pop("context", None)
         if isinstance(context, dict):
             self.context.update(context)
+        if method in RECORD_METHODS:
+            if not args:
+                raise BuiltinError("IndexError", "tuple index out of range")
+            call_args = [table, _as_ids(args[0]), *args[1:]]
+        else:
+            call_args = [table, *args]
+        try:
+            # Bind first, so a call that does not fit the signature is told apart from a
+            # TypeError raised inside the method (JSON-2 answers the first 422, the second 500).
+            inspect.signature(func).bind(*call_args, **kwargs)
+        except TypeError as exc:
+            raise BadArguments(str(exc)) from None
         with self.db.lock:
             try:
-                if method in RECORD_METHODS:
-                    if not args:
-                        raise BuiltinError("IndexError", "tuple index out of range")
-                    return func(table, _as_ids(args[0]), *args[1:], **kwargs)
-                return func(table, *args, **kwargs)
+                return func(*call_args, **kwargs)
             except TypeError as exc:
                 raise BuiltinError("TypeError", str(exc)) from None
 
@@ -76,7 +128,7 @@ class Env:
         func = getattr(self, "m_" + name, None)
         specific = actions.ACTIONS.get((table.name, name))
         if specific is not None:
-            return lambda t, *a, **kw: specific(self, t, *a, **kw)
+            return functools.partial(specific, self)  # keeps the signature, for binding
         if name in ("message_post", "activity_schedule") and not table.mdef.mail_thread:
             func = None
         if name == "context_get" and table.name != "res.users":
@@ -84,7 +136,7 @@ class Env:
         if name == "check_object_reference" and table.name != "ir.model.data":
             func = None
         if func is None:
-            raise BuiltinError("AttributeError", f"type object '{table.name}' has no attribute '{name}'")
+            raise UnknownMethod(table.name, name)
         return func
 
     # -- value conversion -----------------------------------------------------------------
@@ -225,11 +277,11 @@ class Env:
         webhooks.fire(self, table, rid, "create")
         return rid
 
-    def m_create(self, table: Table, vals_list: Any) -> Any:
+    def m_create(self, table: Table, vals_list: Any) -> Recordset:
         if isinstance(vals_list, dict):
-            return self.create_one(table, vals_list)
+            return Recordset(table.name, (self.create_one(table, vals_list),))
         if isinstance(vals_list, list):
-            return [self.create_one(table, vals) for vals in vals_list]
+            return Recordset(table.name, tuple(self.create_one(table, vals) for vals in vals_list))
         raise BuiltinError("TypeError", "create() expects a dict or a list of dicts")
 
     def _existing(self, table: Table, ids: list[int]) -> None:
@@ -305,7 +357,7 @@ class Env:
     def m_name_search(self, table: Table, name: str = "", args: Any = None, operator: str = "ilike",
                       limit: int = 100, domain: Any = None) -> list[list[Any]]:
         # 17 calls the filter `args`; 18 renamed it `domain`.
-        if self.db.version == 17 and domain is not None:
+        if self.db.version <= 17 and domain is not None:
             raise BuiltinError("TypeError", "name_search() got an unexpected keyword argument 'domain'")
         if self.db.version >= 18 and args is not None:
             raise BuiltinError("TypeError", "name_search() got an unexpected keyword argument 'args'")
@@ -354,7 +406,7 @@ class Env:
     def m_message_post(self, table: Table, ids: list[int], *, body: str = "", subject: str | None = None,
                        message_type: str = "notification", subtype_xmlid: str | None = None,
                        partner_ids: Any = None, attachments: Any = None, attachment_ids: Any = None,
-                       body_is_html: bool = False, **kwargs: Any) -> int:
+                       body_is_html: bool = False, **kwargs: Any) -> Recordset:
         if len(ids) != 1:
             raise invalid(f"Expected singleton: {table.name}({', '.join(map(str, ids))},)")
         if "model" in kwargs or "res_id" in kwargs:
@@ -365,16 +417,16 @@ class Env:
                           "Please give a valid subtype_id or subtype_xmlid value instead.")
         self._existing(table, ids)
         user = self.db.tables["res.users"].rows.get(self.uid, {})
-        return self.create_one(self.db.table("mail.message"), {
+        return Recordset("mail.message", (self.create_one(self.db.table("mail.message"), {
             "body": body, "subject": subject or False, "model": table.name, "res_id": ids[0],
             "message_type": message_type, "author_id": user.get("partner_id") or False,
             "date": now_str(), "record_name": self.db.display_name(table, table.rows[ids[0]]),
             "is_internal": subtype_xmlid == "mail.mt_note",
-        })
+        }),))
 
     def m_activity_schedule(self, table: Table, ids: list[int], act_type_xmlid: str = "",
                             date_deadline: str | None = None, summary: str = "", note: str = "",
-                            **act_values: Any) -> str:
+                            **act_values: Any) -> Recordset:
         self._existing(table, ids)
         imd = self.db.table("ir.model.data")
         type_id = act_values.pop("activity_type_id", False)
@@ -389,5 +441,4 @@ class Env:
                 "date_deadline": date_deadline or self.db.today(), "summary": summary, "note": note,
                 **act_values,
             }))
-        # The recordset goes through json_default: str(recordset).
-        return f"mail.activity({''.join(f'{i},' for i in created)})"
+        return Recordset("mail.activity", tuple(created))

@@ -1,4 +1,4 @@
-"""The HTTP side: Odoo 17/18's JSON-RPC endpoints and Odoo 19's JSON-2 API (odoo.md §2, §6, §8).
+"""The HTTP side: Odoo 16-19's JSON-RPC endpoints and Odoo 19's JSON-2 API (odoo.md §2, §6, §8, §9).
 
 Envelopes are Odoo's: HTTP 200 with `result` (omitted when the method returned None)
 or `error` {code, message, data{name, debug, message, arguments, context}}; plain HTTP
@@ -16,8 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from siteops.sim.odoo.faults import Faults, RequestLog
-from siteops.sim.odoo.orm import RECORD_METHODS, Env
-from siteops.sim.odoo.store import AccessDenied, BuiltinError, Database, OdooError, UserError
+from siteops.sim.odoo.orm import RECORD_METHODS, Env, rpc_result
+from siteops.sim.odoo.store import (
+    JSON2_STATUS,
+    AccessDenied,
+    BadArguments,
+    BuiltinError,
+    Database,
+    OdooError,
+    UnknownMethod,
+)
 
 JSON_TYPES = ("application/json", "application/json-rpc")
 
@@ -129,7 +137,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _apply_faults(self, method: str) -> bool:
+    def _apply_faults(self, method: str, protocol: str = "jsonrpc", rid: Any = None) -> bool:
         """True when a fault answered (or dropped) the request."""
         d = self.server.faults.decide(method)
         if (d.drop or d.status is not None) and self._entry is not None:
@@ -141,10 +149,22 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.wfile.flush()
             return True
+        if d.status is not None and d.error_name:
+            # Odoo's own error, in its envelope (an exception Odoo raised, possibly behind a 500).
+            err = OdooError(d.error_message)
+            err.name = d.error_name
+            if protocol == "json2":
+                # error_status 0: the status Odoo 19 itself gives that exception (else 500).
+                status = d.status or JSON2_STATUS.get(d.error_name, 500)
+                self._send_json(status, {"name": d.error_name, "message": d.error_message,
+                                           "arguments": [d.error_message], "context": {}, "debug": ""})
+            else:
+                self._send_json(d.status or 200, {"jsonrpc": "2.0", "id": rid, "error": self._error(err)})
+            return True
         if d.status is not None:
             headers = {"Retry-After": str(int(d.retry_after))} if d.retry_after is not None else None
-            title = {429: "Too Many Requests", 502: "Bad Gateway", 503: "Service Unavailable",
-                     504: "Gateway Timeout"}.get(d.status, "Error")
+            title = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+                     503: "Service Unavailable", 504: "Gateway Timeout"}.get(d.status, "Error")
             body = f"<html><body><h1>{d.status} {title}</h1></body></html>".encode()
             self._send(d.status, body, "text/html", headers)
             return True
@@ -209,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/jsonrpc" and service == "object" and len(args) >= 5:
             entry.update(model=args[3], model_method=args[4])
         fault_key = entry.get("model_method") or method or "version_info"
-        if self._apply_faults(str(fault_key)):
+        if self._apply_faults(str(fault_key), "jsonrpc", rid):
             entry["status"] = "fault"
             return
         entry["status"] = 200
@@ -232,6 +252,8 @@ class Handler(BaseHTTPRequestHandler):
             entry["error"] = f"builtins.{type(exc).__name__}"
             err = BuiltinError(type(exc).__name__, str(exc))
             return self._send_json(200, {"jsonrpc": "2.0", "id": rid, "error": self._error(err)})
+        if reply_delay := self.server.faults.reply_delay(str(fault_key)):
+            time.sleep(reply_delay)  # the effect is done; the answer comes too late (fault injection)
         payload: dict[str, Any] = {"jsonrpc": "2.0", "id": rid}
         if result is not None:  # Odoo 17 omits `result` for None
             payload["result"] = result
@@ -279,18 +301,30 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 call_args = list(args[5]) if len(args) > 5 and args[5] else []
                 kwargs = dict(args[6]) if len(args) > 6 and args[6] else {}
-            return Env(db, uid).call(str(model), str(name), call_args, kwargs)
+            result = Env(db, uid).call(str(model), str(name), call_args, kwargs)
+            return rpc_result(result, method=str(name), args=call_args, kwargs=kwargs, protocol="jsonrpc",
+                              version=db.version)
         raise BuiltinError("KeyError", repr(service))
 
     # -- JSON-2 (Odoo 19) -----------------------------------------------------------------
 
-    def _json2_error(self, status: int, name: str, message: str, entry: dict[str, Any]) -> None:
+    def _json2_error(self, status: int, name: str, message: str, entry: dict[str, Any],
+                     headers: dict[str, str] | None = None) -> None:
+        """`Json2Dispatcher.handle_error`'s body: `serialize_exception`, werkzeug errors with (text, code)."""
         entry.update(status=status, error=name)
         args: list[Any] = [message, status] if name.startswith("werkzeug") else [message]
         self._send_json(status, {"name": name, "message": message, "arguments": args, "context": {},
-                                 "debug": ""})
+                                 "debug": ""}, headers)
 
     def _json2(self, path: str, body: bytes, entry: dict[str, Any]) -> None:
+        """`/json/2/<model>/<method>` as Odoo 19 answers it (odoo.md §8, §9 items 1-2).
+
+        Checks in Odoo's order: database (404 HTML page), content type (415 HTML page),
+        bearer key (401 JSON), body (400), model and method (404 NotFound), arguments
+        (422 UnprocessableEntity), then the call: a `UserError`-family error gets its own
+        `http_status` (UserError/ValidationError 422, AccessError/AccessDenied 403,
+        MissingError 404), anything else 500. A recordset result becomes its id list.
+        """
         srv = self.server
         parts = path.split("/")
         if len(parts) != 5 or not parts[3] or not parts[4]:
@@ -298,46 +332,62 @@ class Handler(BaseHTTPRequestHandler):
             return self._send_page(404, "Not Found", "The requested URL was not found on the server.")
         model, method = parts[3], parts[4]
         entry.update(service="json2", model=model, model_method=method)
-        if self._apply_faults(method):
+        if self._apply_faults(method, "json2"):
             entry["status"] = "fault"
             return
-        scheme, _, key = (self.headers.get("Authorization") or "").partition(" ")
-        uid = srv.db.api_keys.get(key.strip()) if scheme.lower() == "bearer" else None
-        if uid is None or srv.faults.auth_revoked:
-            return self._json2_error(401, "werkzeug.exceptions.Unauthorized", "Invalid apikey", entry)
         dbname = self.headers.get("X-Odoo-Database")
         if dbname is not None and dbname != srv.db.name:
-            return self._json2_error(404, "werkzeug.exceptions.NotFound", f"Database {dbname!r} not found", entry)
+            # Routing never reaches the dispatcher: werkzeug's own HTML page, not JSON.
+            entry.update(status=404, error="unknown database")
+            return self._send_page(404, "Not Found", "The requested URL was not found on the server. If you "
+                                   "entered the URL manually please check your spelling and try again.")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            return self._json2_error(415, "werkzeug.exceptions.UnsupportedMediaType",
-                                     "Content-Type must be application/json", entry)
+        if body and ctype != "application/json":  # Json2Dispatcher.is_compatible_with
+            entry.update(status=415, error="content type")
+            return self._send_page(415, "Unsupported Media Type", "The server does not support the media type "
+                                   "transmitted in the request.")
+        challenge = {"WWW-Authenticate": "bearer"}
+        header = self.headers.get("Authorization")
+        if not header:
+            return self._json2_error(401, "werkzeug.exceptions.Unauthorized",
+                                     'User not authenticated, use the "Authorization" header', entry, challenge)
+        scheme, _, key = header.partition(" ")
+        uid = srv.db.api_keys.get(key.strip()) if scheme.lower() == "bearer" else None
+        if uid is None or srv.faults.auth_revoked:
+            return self._json2_error(401, "werkzeug.exceptions.Unauthorized", "Invalid apikey", entry, challenge)
         try:
-            params = json.loads(body) if body else {}
-        except ValueError:
-            return self._json2_error(400, "werkzeug.exceptions.BadRequest", "Invalid JSON data", entry)
+            params = json.loads(body) if body else None
+        except ValueError as exc:
+            return self._json2_error(400, "werkzeug.exceptions.BadRequest",
+                                     f"could not parse the body as json: {exc}", entry)
+        if params is None:
+            params = {}  # `null` or no body: no parameters (then 422 for a missing one)
         if not isinstance(params, dict):
-            return self._json2_error(400, "werkzeug.exceptions.BadRequest", "Invalid JSON data", entry)
+            return self._json2_error(400, "werkzeug.exceptions.BadRequest", "the body must be a JSON object",
+                                     entry)
         ids = params.pop("ids", None) or []
+        if model not in srv.db.tables:
+            return self._json2_error(404, "werkzeug.exceptions.NotFound", f"the model {model!r} does not exist",
+                                     entry)
+        if method not in RECORD_METHODS and ids:
+            return self._json2_error(422, "werkzeug.exceptions.UnprocessableEntity",
+                                     f"cannot call {model}.{method} with ids", entry)
         try:
-            if model not in srv.db.tables:
-                raise UserError(f"Object {model} doesn't exist")
             env = Env(srv.db, uid)
-            if method in RECORD_METHODS:
-                result = env.call(model, method, [ids], params)
-            else:
-                result = env.call(model, method, [], params)
+            args = [ids] if method in RECORD_METHODS else []
+            result = rpc_result(env.call(model, method, args, params), method=method, args=[], kwargs=params,
+                                protocol="json2", version=srv.db.version)
             if isinstance(result, list) and method in ("search_read", "read"):
                 delay = srv.faults.slow_page(len(result))
                 if delay:
                     time.sleep(delay)
+        except UnknownMethod:
+            return self._json2_error(404, "werkzeug.exceptions.NotFound",
+                                     f"The method '{model}.{method}' does not exist", entry)
+        except BadArguments as exc:
+            return self._json2_error(422, "werkzeug.exceptions.UnprocessableEntity", exc.message, entry)
         except OdooError as exc:
-            status = exc.http_status
-            if exc.message.startswith("Object ") or exc.name == "builtins.AttributeError":
-                status = 404
-            elif exc.name in ("builtins.TypeError", "builtins.ValueError", "builtins.IndexError"):
-                status = 422
-            return self._json2_error(status, exc.name, exc.message, entry)
+            return self._json2_error(exc.http_status, exc.name, exc.message, entry)
         except Exception as exc:
             return self._json2_error(500, f"builtins.{type(exc).__name__}", str(exc), entry)
         entry["status"] = 200

@@ -15,7 +15,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from siteops.sim.odoo.models import Field, ModelDef, build_models
+from siteops.sim.odoo.models import Field, ModelDef, adapt_values, build_models, version_name
+
+# The `http_status` Odoo 19 gives its exceptions (`odoo/exceptions.py`; JSON-2 answers with it).
+JSON2_STATUS = {
+    "odoo.exceptions.UserError": 422, "odoo.exceptions.ValidationError": 422,
+    "odoo.exceptions.AccessError": 403, "odoo.exceptions.AccessDenied": 403,
+    "odoo.exceptions.MissingError": 404, "odoo.exceptions.LockError": 409,
+}
 
 
 class OdooError(Exception):
@@ -44,7 +51,7 @@ class AccessError(OdooError):
 
 class AccessDenied(OdooError):
     name = "odoo.exceptions.AccessDenied"
-    http_status = 401
+    http_status = 403  # a UserError in 19: its http_status, not 401 (that is werkzeug's Unauthorized)
 
     def __init__(self, message: str = "Access Denied") -> None:
         super().__init__(message)
@@ -56,12 +63,36 @@ class MissingError(OdooError):
 
 
 class BuiltinError(OdooError):
-    """A plain Python exception inside Odoo (`builtins.ValueError` and friends)."""
+    """A plain Python exception inside Odoo (`builtins.ValueError` and friends).
 
-    def __init__(self, kind: str, message: str, http_status: int = 422) -> None:
+    JSON-2 answers these 500: `Json2Dispatcher.handle_error` gives a status only to the
+    `UserError` family and to werkzeug's HTTP exceptions.
+    """
+
+    def __init__(self, kind: str, message: str, http_status: int = 500) -> None:
         super().__init__(message)
         self.name = f"builtins.{kind}"
         self.http_status = http_status
+
+
+class BadArguments(BuiltinError):
+    """The call does not fit the method's signature (a missing or unexpected argument).
+
+    JSON-RPC reports the TypeError; JSON-2 binds the signature first and answers 422
+    `werkzeug.exceptions.UnprocessableEntity`.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("TypeError", message, http_status=422)
+
+
+class UnknownMethod(BuiltinError):
+    """No such public method: JSON-RPC's AttributeError, JSON-2's 404 NotFound."""
+
+    def __init__(self, model: str, method: str) -> None:
+        super().__init__("AttributeError", f"type object '{model}' has no attribute '{method}'", http_status=404)
+        self.model = model
+        self.method = method
 
 
 def invalid(message: str) -> BuiltinError:
@@ -143,12 +174,15 @@ class Table:
         return self.ids[:pos]
 
 
+SUPPORTED_VERSIONS = (16, 17, 18, 19)
+
+
 class Database:
     """One simulated Odoo database: models of a version, tables, users and credentials."""
 
     def __init__(self, name: str = "demo", version: int = 17, now: datetime | None = None) -> None:
-        if version not in (17, 18, 19):
-            raise ValueError(f"unsupported Odoo version {version} (17, 18 or 19)")
+        if version not in SUPPORTED_VERSIONS:
+            raise ValueError(f"unsupported Odoo version {version} (16, 17, 18 or 19)")
         self.name = name
         self.version = version
         self.models = build_models(version)
@@ -178,6 +212,14 @@ class Database:
             return self.tables[model].fields[name]
         except KeyError:
             raise invalid(f"Invalid field '{name}' on model '{model}'") from None
+
+    def adapt(self, model: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Values written with 17's field names, as this version names (or lacks) them."""
+        return adapt_values(self.version, model, values)
+
+    def fname(self, model: str, name: str) -> str:
+        """This version's name of a field 17 calls `name` (e.g. 16's `quantity_done`)."""
+        return version_name(self.version, model, name) or name
 
     def today(self) -> str:
         return (self.now or datetime.now(UTC)).strftime("%Y-%m-%d")
@@ -267,7 +309,9 @@ class Database:
             row[name] = value
         stamp = values.get("create_date") or now_str()
         row.setdefault("create_date", stamp)
-        row.setdefault("write_date", stamp)
+        # Odoo stamps write_date with its clock at the write: never in the future, even
+        # when the data set backdates or post-dates create_date for realism.
+        row.setdefault("write_date", min(stamp, now_str()))
         row.setdefault("create_uid", uid)
         row.setdefault("write_uid", uid)
         return table.insert(row)

@@ -1,0 +1,98 @@
+"""Chaos: 300+ ready pickings across every site, a carrier answering 30 % 5xx and 10 % timeouts,
+buys whose outcome is unknown, an outage, and a worker SIGKILLed twice. Afterwards every picking
+has exactly one label at the carrier (its own list) and its tracking reference in Odoo, or a dead
+letter with its reason; zero duplicates; replaying the dead letters on a healthy carrier
+completes them. (The outage is scaled down from the issue's 60 s to keep the suite short.)"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import poll
+from tests.integration.shipping_harness import labels_at_carrier, ready_pickings, simulators
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+SITES = ["CW", "NORTH", "SOUTH", "EAST", "WEB"]
+
+
+def refs_of(ids: list[int]) -> dict[int, str | None]:
+    from siteops.connectors.odoo import get_client
+
+    out: dict[int, str | None] = {}
+    for i in range(0, len(ids), 200):
+        for r in get_client().read("stock.picking", ids[i:i + 200], ["carrier_tracking_ref"]):
+            out[int(r["id"])] = r["carrier_tracking_ref"] or None
+    return out
+
+
+def dead_letters() -> dict[int, Any]:
+    from siteops.store import audit
+
+    return {int(d.business_key): d for d in audit.list_dead_letters(include_replayed=False, limit=5000)
+            if d.task_name == "siteops.shipping.create_shipment" and d.business_key}
+
+
+def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
+    from siteops.services.replay import replay
+    from siteops.tasks.ops import recover_lost
+    from siteops.tasks.shipping import create_shipment
+
+    # A short client timeout keeps pool processes from idling through the timeouts under test.
+    tuning = {"SITEOPS_CARRIER_BREAKER_WINDOW": "3", "SITEOPS_CARRIER_BREAKER_MIN_CALLS": "8",
+              "SITEOPS_CARRIER_BREAKER_COOLDOWN": "2", "SITEOPS_CARRIER_TIMEOUT": "0.3"}
+    with simulators(scale=1.6, **tuning) as (_odoo, carrier):
+        pickings = {site: ready_pickings(site) for site in SITES}
+        everyone = [(site, pid, name) for site, rows in pickings.items() for pid, name in rows]
+        assert len(everyone) >= 300
+        names = {pid: name for _, pid, name in everyone}
+        ids = list(names)
+        steady = stack.worker(*SITES, concurrency=3)
+        victim = stack.worker(*SITES, concurrency=3)
+        stack.worker(platform=True)
+        carrier.faults.set(seed=10, error_rate=0.3, timeout_rate=0.1, timeout_seconds=0.5, unknown_rate=0.2,
+                           outage_seconds=4, outage_in=6)
+        started = time.monotonic()
+        for site, pid, _ in everyone:
+            create_shipment.delay(site, pid)
+
+        kills = 0
+
+        def settled() -> bool:
+            nonlocal victim, kills
+            elapsed = time.monotonic() - started
+            if kills < 2 and elapsed > 4 + 8 * kills:  # the OOM killer, twice, while work is running
+                victim.kill_whole()
+                kills += 1
+                victim = stack.worker(*SITES, concurrency=3, wait=False)
+            recover_lost.delay()  # what beat does every 10 s
+            refs, dead = refs_of(ids), dead_letters()
+            return kills == 2 and all(refs[pid] or pid in dead for pid in ids)
+
+        poll(settled, 240, "every picking to have a tracking ref or a dead letter", interval=1.0)
+        print(f"chaos: settled {time.monotonic() - started:.0f}s after the first enqueue")
+        assert steady.alive()
+        labels, refs, dead = labels_at_carrier(carrier), refs_of(ids), dead_letters()
+        assert not {ref: n for ref, n in labels.items() if n > 1}, "a picking got a second label"
+        for pid in ids:
+            if refs[pid]:
+                assert labels[names[pid]] == 1
+            else:
+                assert dead[pid].reason and dead[pid].error_message
+        faults = {e.get("fault") for e in carrier.log.entries()}
+        assert {"error", "timeout", "unknown_outcome", "outage"} <= faults
+        print(f"chaos: {len(ids)} pickings, {sum(1 for p in ids if refs[p])} labelled, {len(dead)} dead letters "
+              f"({sorted({d.reason for d in dead.values()})})")
+
+        carrier.faults.reset()  # the carrier is healthy: the dead letters are replayed once
+        for d in dead.values():
+            replay(d.id)
+        poll(lambda: all(refs_of(ids).values()), 120, "every picking to be labelled after the replay", interval=1.0)
+        labels = labels_at_carrier(carrier)
+        assert all(labels[names[pid]] == 1 for pid in ids) and not [r for r, n in labels.items() if n > 1]
+        codes = {s["reference"]: s["tracking_code"] for s in carrier.state.shipments.values() if s["tracking_code"]}
+        refs = refs_of(ids)
+        assert all(refs[pid] == codes[names[pid]] for pid in ids)
+        print(f"chaos: all {len(ids)} labelled once, {time.monotonic() - started:.0f}s in total")
