@@ -124,6 +124,12 @@ def enqueue(
         args.append(site)
     elif site is not None:
         raise fail(f"{task} runs on the {PLATFORM_QUEUE} queue and takes no --site")
+    from siteops.config.redaction import refuse_secret_arguments
+
+    try:  # a secret is refused for what it is, before its name is judged as a parameter
+        refuse_secret_arguments(task, kwargs)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     check_arguments(t, args, kwargs)
     broker_ready()
     try:

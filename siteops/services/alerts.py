@@ -66,9 +66,14 @@ def m2o(value: Any) -> tuple[int | None, str]:
     return None, "?"
 
 
-def _picking(odoo: Any, f: Finding) -> Target | None:
-    rows = odoo.search_read("stock.picking", [("id", "=", f.record_id)], ["id"], limit=1)
-    return Target("stock.picking", f.record_id) if rows else None
+def _itself(model: str) -> Callable[[Any, Finding], Target | None]:
+    """A record with a chatter of its own shows its alert itself (if it still exists)."""
+
+    def find(odoo: Any, f: Finding) -> Target | None:
+        rows = odoo.search_read(model, [("id", "=", f.record_id)], ["id"], limit=1)
+        return Target(model, f.record_id) if rows else None
+
+    return find
 
 
 def _quant(odoo: Any, f: Finding) -> Target | None:
@@ -106,7 +111,8 @@ def _move(odoo: Any, f: Finding) -> Target | None:
 
 #: Finding model -> how to find the record that shows its alert (None: the record is gone).
 TARGETS: dict[str, Callable[[Any, Finding], Target | None]] = {
-    "stock.picking": _picking,
+    "stock.picking": _itself("stock.picking"),  # scans, shipment exceptions
+    "purchase.order": _itself("purchase.order"),  # EDI: acknowledgments changed, rejected or overdue
     "stock.quant": _quant,
     "stock.move": _move,
 }

@@ -281,7 +281,9 @@ def _quarantine(site: str, partner: Partner, transport: Transport, name: str, da
         # Tell the partner too: a rejecting 997 / CONTRL for what we could identify in the file.
         for ack in rejection(data, partner, error):
             once(f"edi:{partner.id}:fa:{checksum}:{ack.acknowledged_control}",
-                 lambda ack=ack: _send_fa(site, partner, ack, transport, config))
+                 lambda ack=ack: _send_fa(site, partner, ack, transport, config),
+                 # A second 997/CONTRL for the same control number restates the same verdict.
+                 on_unknown="repeat")
     opened = raise_finding(site, QUARANTINE_KIND, error.code[:48], "edi.exchange", exchange_id, name[:200], 2,
                            f"EDI file {name} from {partner.id} quarantined: {error.message}"[:300], reason)
     return [opened] if opened else []
@@ -488,7 +490,9 @@ def send_functional_acks(site: str, partner: Partner, inbound: Inbound, checksum
                          transport: Transport, config: EdiConfig) -> None:
     for ack in inbound.functional_ack():
         once(f"edi:{partner.id}:fa:{checksum}:{ack.acknowledged_control}",
-             lambda ack=ack: _send_fa(site, partner, ack, transport, config))
+             lambda ack=ack: _send_fa(site, partner, ack, transport, config),
+             # A second 997/CONTRL for the same control number restates the same verdict.
+             on_unknown="repeat")
 
 
 def _send_fa(site: str, partner: Partner, ack: FunctionalAck, transport: Transport, config: EdiConfig) -> int:

@@ -42,7 +42,7 @@ def _expected(truth: dict[str, Any], site: str, kind: str) -> set[tuple[str, int
 @pytest.mark.parametrize("protocol", ["jsonrpc", "json2"])
 def test_every_scan_kind_reads_every_version(versioned: tuple[int, OdooSim, dict[str, Any]],
                                              protocol: str) -> None:
-    from siteops.tasks.scans import Counted, observe
+    from siteops.services.scans import Counted, observe
 
     version, sim, truth = versioned
     if protocol == "json2" and version < 19:

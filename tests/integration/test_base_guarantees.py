@@ -110,8 +110,15 @@ def test_a_task_for_another_site_is_refused_not_run(north, remote) -> None:
     from tests.integration.fixture_tasks import record
 
     key = uuid.uuid4().hex
-    # A producer that routes by hand (or by mistake): SOUTH's task on NORTH's queue.
-    result = record.apply_async(args=["SOUTH", key], queue="site.NORTH", routing_key="site.NORTH")
+    # A producer that routes by hand (or by mistake) past our router, which would refuse
+    # it (WrongQueue): SOUTH's task published straight onto NORTH's queue.
+    app = record.app
+    task_id = str(uuid.uuid4())
+    message = app.amqp.create_task_message(task_id, record.name, ["SOUTH", key], {})
+    with app.producer_or_acquire() as producer:
+        app.amqp.send_task_message(producer, record.name, message, queue=app.amqp.queues["site.NORTH"],
+                                   routing_key="site.NORTH", exchange="siteops")
+    result = app.AsyncResult(task_id)
     [dead] = poll(lambda: dead_letters_of(result.id), 30, "the wrong-site dead letter")
     assert dead.reason == "wrong_site" and dead.site == "SOUTH" and dead.args == ["SOUTH", key]
     assert "site.NORTH" in dead.error_message
