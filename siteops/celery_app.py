@@ -42,6 +42,7 @@ app = SiteopsCelery(
         "siteops.tasks.alerts",
         "siteops.tasks.events",
         "siteops.tasks.shipping",
+        "siteops.tasks.reconcile",
         *filter(None, settings.task_modules.split(",")),
     ],
 )
