@@ -69,8 +69,6 @@ def reconcile(
     if since_v and until_v and since_v >= until_v:
         raise fail(f"--since {since} is not before --until {until}")
     codes = list(registry().codes) if all_sites else [site_code(site or "")]
-    if kind == "stock" and apply:
-        err.print("stock: proposals are reported, never applied (the replenishment approvals decide them)")
     store_ready()
     celery = celery_app()
     broker_ready()

@@ -160,10 +160,11 @@ def replenishment(orderpoint: Mapping[str, Any], *, on_hand: float, open_incomin
     if not is_central and spare >= qty:
         return Item("product.product", pid, pname, "propose_transfer",
                     {**base, "from": "central", "central_free": central_free, "central_min": central_minimum})
+    # Without a supplier the proposal is reported only: a person has to choose one.
     return Item("product.product", pid, pname, "propose_purchase",
                 {**base, "supplier_id": supplier.get("id") if supplier else None,
                  "supplier": supplier.get("name") if supplier else None,
-                 "central_free": central_free, "central_min": central_minimum})
+                 "central_free": central_free, "central_min": central_minimum}, applies=supplier is not None)
 
 
 # --- po-acks -------------------------------------------------------------------------

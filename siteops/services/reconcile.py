@@ -256,7 +256,7 @@ OPEN_PO_STATES = ("draft", "sent", "to approve", "purchase")
 class Stock:
     """Orderpoints against on-hand: what is under its minimum with nothing on its way, and the
     replenishment the rule proposes (transfer from the central warehouse before any purchase).
-    Proposals only: a real run changes nothing (see notes/reconcile.md)."""
+    A dry run reports proposals; a real run turns them into draft requests (see `apply`)."""
 
     def __init__(self, site: Site, odoo: Any, since: str | None, until: str | None) -> None:
         self.site, self.odoo = site, odoo
@@ -352,8 +352,55 @@ class Stock:
         nxt = {"after": int(ops[-1]["id"])} if len(ops) == size else None
         return items, nxt, len(ops)
 
+    def _locations(self, wh: int) -> tuple[int, int, int]:
+        """(stock location, internal picking type, receipt picking type) of a warehouse."""
+        row = self.odoo.read("stock.warehouse", [wh], ["lot_stock_id", "int_type_id", "in_type_id"])[0]
+        return m2o_id(row["lot_stock_id"]) or 0, m2o_id(row["int_type_id"]) or 0, m2o_id(row["in_type_id"]) or 0
+
     def apply(self, item: Item, call: IdempotentCall, key: str) -> Any:
-        raise ValueError("stock proposals are never applied by a reconciliation job")
+        """A proposal becomes a DRAFT request in Odoo (a draft transfer from the central
+        warehouse, or a draft RFQ to the supplier) with the operation key as its origin:
+        nothing moves and nothing is ordered until a person confirms it (approvals apply)."""
+        from siteops.store.models import utcnow
+
+        pid, qty = int(item.detail["product_id"]), float(item.detail["quantity"])
+        when = utcnow().strftime("%Y-%m-%d %H:%M:%S")
+        note = f"siteops reconcile: {item.detail.get('on_hand')} < min {item.detail.get('min')}"
+        model = "stock.picking" if item.change == "propose_transfer" else "purchase.order"
+
+        def found() -> dict[str, Any] | None:
+            ids = self.odoo.search(model, [("origin", "=", key)], limit=1)
+            return {"model": model, "id": int(ids[0])} if ids else None
+
+        if item.change == "propose_transfer":
+            dest, int_type, _ = self._locations(self.wh)
+            src = self._locations(int(self.central_wh or 0))[0]
+
+            def create() -> dict[str, Any]:
+                rid = self.odoo.create("stock.picking", {
+                    "picking_type_id": int_type, "location_id": src, "location_dest_id": dest, "origin": key,
+                    "scheduled_date": when, "move_ids": [(0, 0, {
+                        "name": note, "product_id": pid, "product_uom_qty": qty, "location_id": src,
+                        "location_dest_id": dest, "date": when, "origin": key})]})
+                return {"model": "stock.picking", "id": rid}
+
+            return call(key, create, check=found)
+        if item.change == "propose_purchase":
+            supplier = item.detail.get("supplier_id")
+            if not supplier:
+                return {"skipped": "no supplier known for the product"}
+            _, _, in_type = self._locations(self.wh)
+
+            def order() -> dict[str, Any]:
+                rid = self.odoo.create("purchase.order", {
+                    "partner_id": int(supplier), "picking_type_id": in_type, "origin": key, "date_order": when,
+                    "company_id": 1, "order_line": [(0, 0, {
+                        "name": note, "product_id": pid, "product_qty": qty, "price_unit": 0.0,
+                        "date_planned": when})]})
+                return {"model": "purchase.order", "id": rid}
+
+            return call(key, order, check=found)
+        raise ValueError(f"stock: no apply step for {item.change}")
 
 
 KINDS: dict[str, Callable[[Site, Any, str | None, str | None], Kind]] = {
