@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scan_cycle.py
 	$(BIN)/python bench/odoo_fetch.py
 	$(BIN)/python bench/sim_page.py
+	$(BIN)/python bench/edi_inbound.py
 
 worker: $(STAMP)
 	@test -n "$(SITE)" || { echo "usage: make worker SITE=NORTH"; exit 2; }

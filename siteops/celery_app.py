@@ -42,7 +42,11 @@ app = SiteopsCelery(
         "siteops.tasks.alerts",
         "siteops.tasks.events",
         "siteops.tasks.shipping",
+<<<<<<< HEAD
         "siteops.tasks.reconcile",
+=======
+        "siteops.tasks.edi",
+>>>>>>> main
         *filter(None, settings.task_modules.split(",")),
     ],
 )

@@ -48,6 +48,9 @@ class PolicyError(ValueError):
 SCAN_KINDS: tuple[str, ...] = tuple(
     name.removeprefix("siteops.scan.") for name in TASKS if name.startswith("siteops.scan.")
 )
+#: The other periodic jobs a `schedules` table times (their beat entries: siteops/schedules/).
+PERIODIC_JOBS: tuple[str, ...] = ("ship_ready", "sync_tracking")
+SCHEDULE_NAMES: tuple[str, ...] = SCAN_KINDS + PERIODIC_JOBS
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,8 @@ def _check_schedules(where: str, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise PolicyError(f"{where}: expected a table of scan kind = minutes, got {value!r}")
     for kind, minutes in value.items():
-        if kind not in SCAN_KINDS:
-            raise PolicyError(f"{where}.{kind}: unknown scan kind (kinds: {', '.join(SCAN_KINDS)})")
+        if kind not in SCHEDULE_NAMES:
+            raise PolicyError(f"{where}.{kind}: unknown scan kind or job (known: {', '.join(SCHEDULE_NAMES)})")
         if isinstance(minutes, bool) or not isinstance(minutes, int | float):
             raise PolicyError(f"{where}.{kind}: expected minutes between scans (a number, 0 = off), "
                               f"got {minutes!r}")
@@ -207,8 +210,8 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
     policy = data.get("policy")
     if not isinstance(policy, Mapping):
         raise PolicyError(f"{f}: missing [policy] table")
-    for key in set(data) - {"policy", "sites"}:
-        raise PolicyError(f"{f}: {key}: unknown top-level table (expected [policy], [sites])")
+    for key in set(data) - {"policy", "sites", "edi"}:  # [edi]: siteops.config.edi validates it
+        raise PolicyError(f"{f}: {key}: unknown top-level table (expected [policy], [sites], [edi])")
     for key in set(policy) - POLICY_KEYS:
         raise PolicyError(f"{f}: [policy] {key}: unknown key (known: {', '.join(sorted(POLICY_KEYS))})")
     defaults = policy.get("defaults")

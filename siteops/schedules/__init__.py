@@ -15,6 +15,7 @@ from celery.schedules import crontab, schedule
 
 from siteops.config.queues import site_queue
 from siteops.rules.findings import KINDS
+from siteops.schedules.edi import edi_beat_entries
 from siteops.schedules.shipping import shipping_entries
 
 
@@ -52,6 +53,7 @@ def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
             }
     entries.update(event_entries(registry))
     entries.update(shipping_entries(registry))
+    entries.update(edi_beat_entries(registry))
     return entries
 
 

@@ -144,6 +144,8 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
 
     env.update(carrier_env(var, carrier_ports[0]))
     sims += [Child(name, argv, log) for name, argv, log in carrier_children(siteops, var, logs, *carrier_ports)]
+    # EDI: a simulated supplier answering our orders in the partners' mailbox directories.
+    sims.append(Child("edi supplier", [*siteops, "sim", "edi"], logs / "edi-sim.log"))
     children = sims + children
     children += [
         Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log"),
@@ -253,6 +255,7 @@ def _first_scans(registry: object, env: dict[str, str]) -> None:
     for site in registry:  # type: ignore[attr-defined]
         for kind in KINDS:
             app.tasks[f"siteops.scan.{kind}"].delay(site.code)
+        app.tasks["siteops.edi.scan_orders"].delay(site.code)  # confirmed orders to EDI partners go out now
     console.print("first scans enqueued for every site: `siteops findings` shows what they found")
 
 

@@ -136,7 +136,7 @@ SITE_A = '[sites.A]\nresponsible = ["a"]\n'
          "[policy.defaults] schedules.aging_transfers: must not be negative"),
         # A misspelt kind would switch the real scan off everywhere, silently.
         (BASE.replace("aging_transfers = 15", "aging_transfer = 15"), SITE_A,
-         "[policy.defaults] schedules.aging_transfer: unknown scan kind (kinds: aging_transfers, "),
+         "[policy.defaults] schedules.aging_transfer: unknown scan kind or job (known: aging_transfers, "),
         (BASE.replace("aging_transfers = 15", 'aging_transfers = "often"'), SITE_A,
          "[policy.defaults] schedules.aging_transfers: expected minutes between scans"),
         (BASE, SITE_A + "schedules = { aging_transfers = -5 }\n",
