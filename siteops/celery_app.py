@@ -42,11 +42,8 @@ app = SiteopsCelery(
         "siteops.tasks.alerts",
         "siteops.tasks.events",
         "siteops.tasks.shipping",
-<<<<<<< HEAD
-        "siteops.tasks.reconcile",
-=======
         "siteops.tasks.edi",
->>>>>>> main
+        "siteops.tasks.reconcile",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

@@ -151,8 +151,4 @@ def main() -> None:
 
 
 # The commands register themselves on the app when their modules load.
-<<<<<<< HEAD
-from siteops.cli import ingress, jobs, processes, reconcile, scans, shipping  # noqa: E402, F401
-=======
-from siteops.cli import edi, ingress, jobs, processes, scans, shipping  # noqa: E402, F401
->>>>>>> main
+from siteops.cli import edi, ingress, jobs, processes, reconcile, scans, shipping  # noqa: E402, F401
