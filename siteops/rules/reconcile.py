@@ -172,16 +172,17 @@ def replenishment(orderpoint: Mapping[str, Any], *, on_hand: float, open_incomin
 def plan_po_ack(order: Mapping[str, Any], exchange: Mapping[str, Any] | None, *, edi_partner: bool) -> Item | None:
     """A confirmed purchase order against its EDI exchange.
 
-    `exchange`: the order's 850 exchange (state, ack_state/acknowledged, applied), or None.
-    Never sent and sent-but-never-acknowledged are reported (a real run does not resend:
-    the EDI connector's dispatcher owns sending); an acknowledgment received but not
-    applied to the order is applied by a real run.
+    `exchange`: the order's 850/ORDERS exchange once sent (id, state, sent_at,
+    ack_received: answered, refused, or still within its deadline; ack_applied), or None.
+    A real run sends an order never sent (through the EDI connector's own once-only
+    dispatch) and applies an acknowledgment not applied; a sent order never acknowledged
+    is reported only: sending it again would give the partner a duplicate order.
     """
     if not edi_partner:
         return None
     pid, name = int(order["id"]), str(order["name"])
     if exchange is None:
-        return Item("purchase.order", pid, name, "po_never_sent", {}, applies=False)
+        return Item("purchase.order", pid, name, "po_never_sent", {"state": order.get("state")})
     state = str(exchange.get("state") or "")
     if not exchange.get("ack_received"):
         return Item("purchase.order", pid, name, "po_not_acknowledged",

@@ -14,7 +14,10 @@ from typing import Any
 from siteops.tasks.base import SiteopsTask, siteops_task
 
 
-@siteops_task("siteops.reconcile.run", idempotent=True, business_key="job_id")
+# on_unknown="repeat": every effect of ours has a check or says so itself; the only calls
+# without one are the EDI connector's functional acknowledgments (sent while applying an
+# 855 from the mailbox), and a repeated 997/CONTRL is harmless to the partner.
+@siteops_task("siteops.reconcile.run", idempotent=True, business_key="job_id", on_unknown="repeat")
 def run(self: SiteopsTask, site: str, kind: str, job_id: str, since: str | None = None, until: str | None = None,
         apply: bool = False, batch_size: int | None = None) -> dict[str, Any]:
     from siteops.services import reconcile

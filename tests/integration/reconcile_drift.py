@@ -29,7 +29,7 @@ def plant_shipments(carrier: CarrierSim, ready: list[tuple[int, str]]) -> dict[s
     codes = {pid: buy_label(carrier, name) for pid, name in missing}
     buy_label(carrier, f"{SITE}/OUT/99999")
     expected = set()
-    for pid, name in missing:
+    for _pid, name in missing:
         expected |= {("stock.picking", name, "write_tracking_ref"), ("siteops.shipment", name, "record_label")}
     expected.add(("carrier.shipment", f"{SITE}/OUT/99999", "label_without_picking"))
     return {"codes": codes, "expected": expected}
@@ -39,8 +39,8 @@ def plant_stock(odoo: Any) -> set[tuple[str, str, str]]:
     """Every orderpoint of the site satisfied, then two products pushed under their minimum
     with nothing on its way: one the central warehouse can spare (transfer), one it cannot
     (purchase from the vendor of its latest PO line)."""
-    from siteops.services.reconcile import Stock
     from siteops.config.sites import get_registry
+    from siteops.services.reconcile import Stock
 
     stock = Stock(get_registry().get(SITE), odoo, None, None)
     ops = odoo.search_read("stock.warehouse.orderpoint", stock.domain, ["id", "product_id"], order="id")
@@ -93,3 +93,54 @@ def plant_findings(odoo: Any) -> set[tuple[str, str, str]]:
 
 def seen(report: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {(c["model"], c["record"], c["change"]) for c in report["changes"]}
+
+
+def confirmed_po(odoo: Any, vendor_ref: str) -> int:
+    vendor = odoo.search("res.partner", [("ref", "=", vendor_ref)], limit=1)[0]
+    ptype = odoo.search("stock.picking.type", [("warehouse_id.code", "=", SITE), ("code", "=", "incoming")],
+                        limit=1)[0]
+    products = odoo.search("product.product", [], limit=2)
+    po_id = int(odoo.create("purchase.order", {
+        "partner_id": vendor, "picking_type_id": ptype, "company_id": 1, "date_order": "2026-11-30 09:00:00",
+        "date_planned": "2026-12-10 12:00:00",
+        "order_line": [(0, 0, {"product_id": p, "name": f"item {i}", "product_qty": 10.0 + i, "price_unit": 4.5,
+                               "date_planned": "2026-12-10 12:00:00"}) for i, p in enumerate(products)]}))
+    odoo.call("purchase.order", "button_confirm", [po_id])
+    return po_id
+
+
+def plant_po_acks(odoo: Any) -> set[tuple[str, str, str]]:
+    """Every confirmed EDI order of the site sent and answered first (a clean baseline); then
+    one order never sent, one sent and past its deadline without an answer, and one whose
+    855 waits in the mailbox, never applied."""
+    import datetime as dt
+
+    from siteops.config.edi import get_edi
+    from siteops.config.settings import get_settings
+    from siteops.services import edi
+    from siteops.sim.edi import Supplier
+    from siteops.store import exchanges, operations
+    from siteops.store.models import utcnow
+
+    def once(key: str, effect: Any, check: Any = None, on_unknown: Any = None) -> Any:
+        return operations.run_once(key, effect, check=check, on_unknown=on_unknown or "repeat", site=SITE)
+
+    acme = get_edi().get("ACME")
+    supplier = Supplier(get_edi(), acme, get_settings().var / "edi" / "ACME")
+    for po_id in edi.orders_to_send(SITE, odoo=odoo):
+        edi.dispatch_po(SITE, po_id, odoo=odoo, once=once)
+    late, waiting = confirmed_po(odoo, "V0001"), confirmed_po(odoo, "V0001")
+    for po_id in (late, waiting):
+        edi.dispatch_po(SITE, po_id, odoo=odoo, once=once)
+    x = exchanges.find_outbound_for_po(late)
+    assert x is not None
+    supplier.poll()  # answers everything in its outbox, `late` included...
+    edi.poll_inbound(SITE, odoo=odoo, once=once)
+    exchanges.update_values(x.id, responded_at=None, ack_due_at=utcnow() - dt.timedelta(hours=1))  # ...but not really
+    pending = confirmed_po(odoo, "V0001")
+    edi.dispatch_po(SITE, pending, odoo=odoo, once=once)
+    supplier.poll()  # its 855 (and 997, 856) now wait in our inbox
+    never = confirmed_po(odoo, "V0002")
+    names = {int(r["id"]): r["name"] for r in odoo.read("purchase.order", [late, pending, never], ["name"])}
+    return {("purchase.order", names[never], "po_never_sent"), ("purchase.order", names[late], "po_not_acknowledged"),
+            ("purchase.order", names[pending], "ack_not_applied")}
