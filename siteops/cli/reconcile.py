@@ -114,20 +114,21 @@ def _wait(started: list[tuple[str, str, Any]], timeout: float) -> tuple[list[dic
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as bar:
         tasks = {job_id: bar.add_task(f"{code} {job_id}", total=None) for code, job_id, _ in started}
+        totals: dict[str, int] = {}
         pending = list(started)
         while pending:
             for item in list(pending):
                 code, job_id, result = item
                 state = result.state
                 if state == "PROGRESS" and isinstance(result.info, dict):
+                    totals[job_id] = int(result.info.get("total") or 0)
                     bar.update(tasks[job_id], completed=int(result.info.get("done") or 0),
-                               total=int(result.info.get("total") or 0) or None)
+                               total=totals[job_id] or None)
                 elif result.ready():
                     pending.remove(item)
                     value = result.get(propagate=False)
                     if result.successful() and isinstance(value, dict) and "skipped" not in value:
-                        done = len(value.get("changes") or [])
-                        total = bar.tasks[tasks[job_id]].total or max(1, done)
+                        total = totals.get(job_id) or 1
                         bar.update(tasks[job_id], completed=total, total=total)
                         reports.append(value)
                     else:

@@ -172,11 +172,17 @@ def test_a_pool_process_killed_mid_run_and_the_job_completes_doing_nothing_twice
     assert len([e for e in odoo_sim.log.entries() if e.get("model_method") == "write"]) == len(codes)
 
 
-def test_cli_refuses_bad_input_with_a_clear_message(world: tuple[Any, CarrierSim, Any]) -> None:
+def test_cli_refuses_bad_input_with_a_clear_message(store_ready: None) -> None:
+    from typer.testing import CliRunner
+
+    from siteops.cli import app
+
+    runner = CliRunner()
     for args, message in ((["reconcile", "parcels", "--site", SITE], "unknown reconcile kind 'parcels'"),
                           (["reconcile", "stock", "--site", SITE, "--dry-run", "--apply"], "exclude each other"),
                           (["reconcile", "stock"], "give --site CODE or --all-sites"),
+                          (["reconcile", "stock", "--site", "MARS"], "unknown site 'MARS'"),
                           (["reconcile", "stock", "--site", SITE, "--since", "yesterday"], "--since: 'yesterday'"),
                           (["jobs", "show", "nope"], "no reconciliation job 'nope'")):
-        done = cli(*args)
-        assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
