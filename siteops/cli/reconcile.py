@@ -82,9 +82,12 @@ def reconcile(
             raise fail(f"--job {job_id} is {held.kind} on {held.site} ({'dry run' if held.dry_run else 'real run'});"
                        f" resume it with the same kind, site and --dry-run/--apply")
         kwargs = {"batch_size": batch_size} if batch_size else {}
-        result = celery.tasks[TASK].apply_async(args=[code, kind, job_id, since_v, until_v, apply], kwargs=kwargs)
+        # Recorded before it is enqueued (`siteops jobs` lists it while it waits for a worker).
+        task_id = str(uuid.uuid4())
         jobs.register(job_id=job_id, kind=kind, site=code, dry_run=not apply, since=since_v, until=until_v,
-                      task_id=result.id)
+                      task_id=task_id)
+        result = celery.tasks[TASK].apply_async(args=[code, kind, job_id, since_v, until_v, apply], kwargs=kwargs,
+                                                task_id=task_id)
         started.append((code, job_id, result))
         if not as_json:
             typer.echo(job_id)

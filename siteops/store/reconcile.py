@@ -120,11 +120,14 @@ def _describe(kind: str, site: str, dry_run: bool, since: str | None, until: str
 def register(*, job_id: str, kind: str, site: str, dry_run: bool, since: str | None, until: str | None,
              task_id: str) -> None:
     """The CLI's record of an enqueued job (so `siteops jobs` lists it before a worker takes it)."""
-    with session() as s:
-        if s.get(ReconcileJob, job_id) is None:
-            s.add(ReconcileJob(id=job_id, kind=kind, site=site, dry_run=dry_run, since=since, until=until,
-                               status=JobStatus.QUEUED, task_id=task_id, done=0, total=0, batches=0, runs=0,
-                               checkpoint={}, report={}, created_at=utcnow()))
+    try:
+        with session() as s:
+            if s.get(ReconcileJob, job_id) is None:
+                s.add(ReconcileJob(id=job_id, kind=kind, site=site, dry_run=dry_run, since=since, until=until,
+                                   status=JobStatus.QUEUED, task_id=task_id, done=0, total=0, batches=0, runs=0,
+                                   checkpoint={}, report={}, created_at=utcnow()))
+    except IntegrityError:
+        pass  # a worker took the job up first: its row stands
 
 
 def set_total(job_id: str, total: int) -> None:
