@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -117,8 +118,14 @@ def flower(
     from siteops.config.settings import get_settings
 
     celery_app()
+    auth_file = os.environ.get("FLOWER_BASIC_AUTH_FILE")
+    if auth_file:  # a compose/Kubernetes secret; Flower itself reads only the variable
+        try:
+            os.environ["FLOWER_BASIC_AUTH"] = Path(auth_file).read_text().strip()
+        except OSError as exc:
+            raise fail(f"FLOWER_BASIC_AUTH_FILE {auth_file}: cannot read it: {exc.strerror}") from None
     if not os.environ.get("FLOWER_BASIC_AUTH"):
-        raise fail("set FLOWER_BASIC_AUTH=user:password (Flower's own variable); "
+        raise fail("set FLOWER_BASIC_AUTH=user:password (Flower's own variable) or FLOWER_BASIC_AUTH_FILE; "
                    "Flower's API refuses everyone without it")
     db = get_settings().var / "flower.db"
     os.execv(sys.executable, _celery_argv(
@@ -136,16 +143,28 @@ def run(
     webhook_port: Annotated[int, typer.Option(help="Port of the demo webhook receiver")] = 8070,
     odoo_url: Annotated[str | None, typer.Option(help="A real Odoo instead of the simulator "
                                                  "(credentials from SITEOPS_ODOO_*)")] = None,
+    site: Annotated[list[str] | None, typer.Option("--site", help="Start workers for these sites only "
+                                                   "(repeatable; default: every site)")] = None,
+    without: Annotated[list[str] | None, typer.Option("--without", help="Leave a part out (repeatable): odoo, "
+                                                      "webhook, platform, beat, flower, exporter, scans")] = None,
     carrier_port: Annotated[int, typer.Option(help="Port of the carrier simulator")] = 8071,
-    carrier_webhook_port: Annotated[int, typer.Option(help="Port of the carrier tracking webhooks")] = 8072,
+    ingress_port: Annotated[int, typer.Option(help="Port of the ingress (Odoo and carrier webhooks)")] = 8073,
 ) -> None:
     """The whole platform on this machine (what `make run` runs): Redis, store, simulators, workers, beat, Flower."""
-    from siteops.sim.runner import run_stack
+    from siteops.sim.runner import OPTIONAL_PARTS, run_stack
 
-    registry()
+    reg = registry()
+    known = {c.upper(): c for c in reg.codes}
+    for code in site or []:
+        if code.upper() not in known:
+            raise fail(f"--site {code}: unknown site; known sites: {', '.join(reg.codes)}")
+    for part in without or []:
+        if part not in OPTIONAL_PARTS:
+            raise fail(f"--without {part}: unknown part; parts: {', '.join(OPTIONAL_PARTS)}")
     raise typer.Exit(run_stack(concurrency=concurrency, flower_port=flower_port, exporter_port=exporter_port,
                                odoo_port=odoo_port, webhook_port=webhook_port, odoo_url=odoo_url,
-                               carrier_ports=(carrier_port, carrier_webhook_port)))
+                               sites=[known[c.upper()] for c in site] if site else None, without=without or (),
+                               carrier_port=carrier_port, ingress_port=ingress_port))
 
 
 @app.command()

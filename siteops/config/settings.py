@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     #: they live in the broker's Redis, database 1.
     result_backend: str | None = None
     database_url: str | None = None
+    #: The PostgreSQL password, read from this file (a compose/Kubernetes secret) instead
+    #: of being written into SITEOPS_DATABASE_URL, where URLs end up in logs and `ps`.
+    database_password_file: Path | None = None
+    #: Connection budget (store/db.py): "queue" keeps `db_pool_size` (+ `db_max_overflow`
+    #: in bursts) connections per process; "null" opens one per transaction and closes it,
+    #: for PgBouncer in transaction mode, which does the pooling.
+    db_pool: str = "queue"
+    db_pool_size: int = 1
+    db_max_overflow: int = 1
     sites_file: Path | None = None
     log_level: str = "INFO"
     #: Extra task modules for workers to import, comma-separated (plug-ins, test tasks).

@@ -169,7 +169,9 @@ def production_app() -> Starlette:
     """The app `siteops ingress` serves: the real broker, sites.toml, secrets from the env."""
     from siteops.celery_app import app as celery
     from siteops.config.sites import get_registry
+    from siteops.services.carrier_webhooks import mount_on_ingress
 
+    mount_on_ingress()  # the carrier's signed tracking webhooks: POST /hooks/easypost
     secrets = load_secrets()
     if not secrets:
         log.warning("ingress: no source has a secret (SITEOPS_INGRESS_ODOO_TOKEN...); every hook answers 401")

@@ -6,6 +6,12 @@ straight from Redis, for every declared queue whether or not anything consumes i
 live workers from their heartbeats; dead letters and findings from the store; beat's
 tick; and the task and connector metrics that pool processes write to
 PROMETHEUS_MULTIPROC_DIR, summed across processes.
+
+A scrape stays cheap at 50 sites (bench/exporter_scrape.py): unacked messages are read
+once each (observability/unacked.py: a scrape asks for the new ones and counts the rest
+by time ranges, instead of fetching 50,000 message bodies), freshness comes from the small
+`scan_freshness` table, and the store's reads are on indexes. Flower's own `flower_*`
+series are left to Flower's /metrics: they are never re-exported here.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from prometheus_client.registry import Collector
 
 from siteops.config.queues import PLATFORM_QUEUE, SITE_QUEUE_PREFIX, queue_names
 from siteops.config.sites import Registry
+from siteops.observability.unacked import UnackedTracker
 from siteops.schedules.beat import BEAT_TICK_KEY
-from siteops.worker.recovery import UNACKED, WORKER_KEY
+from siteops.worker.recovery import WORKER_KEY
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ class SiteopsCollector(Collector):
         self.client = client
         self.store = store
         self.queues = queue_names(registry.codes)
+        self.unacked = UnackedTracker(client)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._broker()
@@ -75,7 +83,6 @@ class SiteopsCollector(Collector):
             for q in self.queues:
                 pipe.llen(q)
                 pipe.lindex(q, -1)  # kombu LPUSHes and BRPOPs: the oldest is at the right end
-            pipe.hvals(UNACKED)
             pipe.get(BEAT_TICK_KEY)
             replies = pipe.execute()
             heartbeats = [self.client.get(k) for k in self.client.scan_iter(match=WORKER_KEY + "*", count=1000)]
@@ -84,13 +91,14 @@ class SiteopsCollector(Collector):
             up.add_metric([], 0)
             yield up
             return
+        try:
+            held = self.unacked.by_queue()
+        except redis.RedisError as exc:
+            log.warning("broker not reachable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
         up.add_metric([], 1)
-        held: Counter[str] = Counter()
-        for raw in replies[2 * len(self.queues)]:
-            try:
-                held[json.loads(raw)[2]] += 1
-            except (ValueError, TypeError, IndexError):
-                continue
         for i, q in enumerate(self.queues):
             n, oldest = replies[2 * i], _published_at(replies[2 * i + 1])
             labels = [q, site_of_queue(q)]
@@ -134,7 +142,7 @@ class SiteopsCollector(Collector):
 
     def _findings(self) -> Iterator[Metric]:
         from siteops.rules.findings import KINDS
-        from siteops.store import findings
+        from siteops.store import findings, upkeep
 
         open_ = GaugeMetricFamily("siteops_findings_open", "Open or acknowledged findings.", labels=["site", "kind"])
         fresh = GaugeMetricFamily("siteops_scan_last_success_timestamp_seconds",
@@ -144,7 +152,7 @@ class SiteopsCollector(Collector):
         for code in self.registry.codes:
             for kind in KINDS:  # zeros too: "no findings" is a value, not an absence
                 open_.add_metric([code, kind], counts.get((code, kind), 0))
-        for site, kind, when in findings.last_success():
+        for site, kind, when in upkeep.last_success():
             fresh.add_metric([site, kind], when.timestamp())
         yield open_
         yield fresh
@@ -162,7 +170,9 @@ class WorkerFilesCollector(Collector):
     """The metrics pool processes wrote, summed: the folder and its sub-folders.
 
     prometheus_client names its files by pid, and pids repeat across containers, so in
-    compose each worker writes below its own sub-folder of a shared volume.
+    compose each worker writes below its own sub-folder of a shared volume. A Flower
+    started with the folder set would write its `flower_*` series there too: they are
+    dropped (Flower's own /metrics has them; twice would double every Flower panel).
     """
 
     def __init__(self, root: Path) -> None:
@@ -172,7 +182,7 @@ class WorkerFilesCollector(Collector):
         from prometheus_client.multiprocess import MultiProcessCollector
 
         files = sorted(str(p) for p in self.root.rglob("*.db"))
-        return iter(MultiProcessCollector.merge(files, accumulate=True))
+        return (m for m in MultiProcessCollector.merge(files, accumulate=True) if not m.name.startswith("flower_"))
 
 
 def serve(port: int, address: str = "127.0.0.1") -> None:

@@ -115,3 +115,19 @@ def serve(host: str = "127.0.0.1", port: int = 0, handle: Handle | None = None) 
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="carrier-webhooks", daemon=True).start()
     return server
+
+
+# The ingress serves these webhooks at /hooks/easypost (siteops ingress, started by make run);
+# `siteops shipping webhooks` above remains for a carrier endpoint on its own.
+_OUTCOMES = {202: "accepted", 200: "ignored", 400: "malformed", 401: "bad_signature", 413: "too_large"}
+
+
+def _ingress_hook(body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
+    status, answer = handle_tracking_webhook(headers, body)
+    return status, {"outcome": _OUTCOMES.get(status, "refused"), **answer}
+
+
+def mount_on_ingress() -> None:
+    from siteops.ingress.app import mount
+
+    mount("easypost")(_ingress_hook)

@@ -46,7 +46,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def collect(codes: list[str], *, days: int = 7, now: dt.datetime | None = None) -> list[SiteStats]:
-    from siteops.store import findings as store
+    from siteops.store import upkeep
 
     now = now or utcnow()
     stats = {c: SiteStats(site=c, open_by_kind={k: 0 for k in KINDS}) for c in codes}
@@ -70,7 +70,7 @@ def collect(codes: list[str], *, days: int = 7, now: dt.datetime | None = None) 
                                  .group_by(DeadLetter.site)):
             if site in stats:
                 stats[site].dead_letters = int(n)
-    fresh = {(site, kind): when for site, kind, when in store.last_success()}
+    fresh = {(site, kind): when for site, kind, when in upkeep.last_success()}
     for code, st in stats.items():
         st.median_transfer_age_h = _median(ages[code])
         st.median_receipt_late_d = _median(lateness[code])
@@ -157,31 +157,74 @@ def _png(stats: list[SiteStats], out: Path) -> Path:
     return out
 
 
+COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f"]
+
+
+def fmt_value(value: float) -> str:
+    """Numbers as a person reads them: 22.2, 3, 0.4 (never 22.2222)."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.2g}"
+
+
+def _panel_svg(title: str, stats: list[SiteStats], series: list[dict[str, Any]], keys: list[str],
+               stacked: bool) -> str:
+    """One chart: a row per site, a bar per key (stacked for the kinds of findings)."""
+    label_w, bar_w, bar_h, gap = 56, 250, 16, 8
+    per_site = bar_h if stacked else bar_h * len(keys)
+    height = len(stats) * (per_site + gap) + gap
+    totals = [sum(float(v.get(k, 0)) for k in keys) for v in series] if stacked else \
+        [float(v.get(k, 0)) for v in series for k in keys]
+    peak = max([*totals, 1e-9])
+    svg = [f'<svg viewBox="0 0 {label_w + bar_w + 70} {height}" width="100%" role="img" '
+           f'aria-label="{html.escape(title)}">']
+    y = gap
+    for s, v in zip(stats, series, strict=True):
+        svg.append(f'<text x="0" y="{y + per_site / 2 + 4}" class="site">{html.escape(s.site)}</text>')
+        x = float(label_w)
+        for i, k in enumerate(keys):
+            val = float(v.get(k, 0))
+            w = bar_w * val / peak
+            top = y if stacked else y + i * bar_h
+            svg.append(f'<rect x="{x:.1f}" y="{top}" width="{w:.1f}" height="{bar_h - 3}" rx="2" '
+                       f'fill="{COLORS[i % len(COLORS)]}"><title>{html.escape(s.site)} {html.escape(k)}: '
+                       f"{fmt_value(val)}</title></rect>")
+            if stacked:
+                x += w
+            else:
+                svg.append(f'<text x="{label_w + w + 4:.1f}" y="{top + bar_h - 5}" class="value">'
+                           f"{fmt_value(val)}</text>")
+        if stacked:
+            total = sum(float(v.get(k, 0)) for k in keys)
+            svg.append(f'<text x="{x + 4:.1f}" y="{y + bar_h - 5}" class="value">{fmt_value(total)}</text>')
+        y += per_site + gap
+    svg.append("</svg>")
+    return "".join(svg)
+
+
 def _html(stats: list[SiteStats], out: Path) -> Path:
-    colors = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f"]
-    parts = ["<!doctype html><meta charset=utf-8><title>siteops: sites compared</title>",
-             "<style>body{font-family:sans-serif;margin:2em}svg{margin:1em}</style>",
-             f"<h1>Sites compared</h1><p>{html.escape(f'{utcnow():%Y-%m-%d %H:%M} UTC')}</p>"]
-    for title, values, _stacked in PANELS:
+    """A grid of panels (3 across on a wide screen), each with its legend and rounded values."""
+    parts = [
+        "<!doctype html><meta charset=utf-8><title>siteops: sites compared</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}"
+        "h1{margin:0 0 .2em;font-size:1.4em}.when{color:#666;margin:0 0 1em}"
+        ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:1em}"
+        ".panel{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.8em 1em}"
+        ".panel h2{font-size:1em;margin:0 0 .4em}.legend{display:flex;flex-wrap:wrap;gap:.3em 1em;"
+        "font-size:.85em;margin:0 0 .4em;padding:0;list-style:none}.legend span{display:inline-block;"
+        "width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-.05em}"
+        "svg .site{font-size:12px;font-weight:600}svg .value{font-size:11px;fill:#444}</style>",
+        "<h1>Sites compared</h1>",
+        f"<p class=when>{html.escape(f'{utcnow():%Y-%m-%d %H:%M} UTC')} &middot; {len(stats)} sites</p>",
+        "<div class=grid>",
+    ]
+    for title, values, stacked in PANELS:
         series = [values(s) for s in stats]
         keys = list(series[0]) if series else []
-        peak = max([float(v.get(k, 0)) for v in series for k in keys] + [1e-9])
-        bar_h, width = 14, 320
-        height = len(stats) * (len(keys) * bar_h + 10) + 30
-        svg = [f'<svg width="{width + 160}" height="{height}" role="img"><title>{html.escape(title)}</title>',
-               f'<text x="0" y="14" font-weight="bold">{html.escape(title)}</text>']
-        y = 26
-        for s, v in zip(stats, series, strict=True):
-            svg.append(f'<text x="0" y="{y + bar_h}">{html.escape(s.site)}</text>')
-            for i, k in enumerate(keys):
-                val = float(v.get(k, 0))
-                w = int(width * val / peak)
-                svg.append(f'<rect x="60" y="{y}" width="{w}" height="{bar_h - 2}" fill="{colors[i % 5]}">'
-                           f"<title>{html.escape(k)}: {val:g}</title></rect>")
-                svg.append(f'<text x="{64 + w}" y="{y + bar_h - 3}" font-size="11">{html.escape(k)} {val:g}</text>')
-                y += bar_h
-            y += 10
-        svg.append("</svg>")
-        parts.append("".join(svg))
+        legend = "".join(f'<li><span style="background:{COLORS[i % len(COLORS)]}"></span>{html.escape(k)}</li>'
+                         for i, k in enumerate(keys))
+        parts.append(f"<section class=panel><h2>{html.escape(title)}</h2><ul class=legend>{legend}</ul>"
+                     f"{_panel_svg(title, stats, series, keys, stacked)}</section>")
+    parts.append("</div>")
     out.write_text("\n".join(parts))
     return out

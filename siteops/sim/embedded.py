@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -73,6 +74,9 @@ class RedisServer:
     persistent: bool = False
     binary: Path = field(default_factory=find_redis_server)
     process: subprocess.Popen[bytes] | None = None
+    #: How the process is started: its own session by default; `siteops run` puts it in
+    #: its stack's process group with a parent-death signal instead (sim/runner.py).
+    popen_options: dict[str, Any] = field(default_factory=lambda: {"start_new_session": True})
 
     @property
     def url(self) -> str:
@@ -92,7 +96,7 @@ class RedisServer:
         else:
             args += ["--appendonly", "no", "--save", ""]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, **self.popen_options)
         wait_until(self.ping, timeout, f"redis-server on port {self.port}")
         return self
 

@@ -4,6 +4,12 @@ SQLite is the embedded default (`var/siteops.db`). Several worker processes writ
 so it runs in WAL mode with a busy timeout; PostgreSQL is used through
 `SITEOPS_DATABASE_URL`.
 
+Connection budget: every process (each pool process of a worker, beat, the exporter)
+keeps ONE PostgreSQL connection (`SITEOPS_DB_POOL_SIZE=1`), and opens a second only while
+a transaction is nested in another (`SITEOPS_DB_MAX_OVERFLOW=1`). At 50 sites with one
+pool process per site worker that is about 55 connections; PostgreSQL allows 100 by
+default. Behind PgBouncer (transaction pooling) set `SITEOPS_DB_POOL=null`: SQLAlchemy's
+NullPool then opens a connection per transaction and closes it, and PgBouncer pools.
 Migrations run only on purpose: `siteops db upgrade` (and `make run`, for its own
 embedded store) calls `upgrade()`. Workers, beat and the other commands call
 `check_schema()` at start, which refuses a store older or newer than the code.
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -45,7 +52,22 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+    from siteops.config.settings import get_settings
+
+    settings = get_settings()
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if settings.database_password_file and make_url(url).password is None:
+        try:
+            options["connect_args"] = {"password": settings.database_password_file.read_text().strip()}
+        except OSError as exc:
+            raise RuntimeError(f"SITEOPS_DATABASE_PASSWORD_FILE {settings.database_password_file}: cannot read it: "
+                               f"{exc.strerror}") from None
+    if settings.db_pool == "null":
+        return create_engine(url, poolclass=NullPool, **options)
+    if settings.db_pool != "queue":
+        raise RuntimeError(f"SITEOPS_DB_POOL={settings.db_pool!r}: use 'queue' (the default) or 'null' (PgBouncer)")
+    return create_engine(url, pool_size=max(1, settings.db_pool_size), max_overflow=max(0, settings.db_max_overflow),
+                         pool_timeout=10, **options)
 
 
 def database_url() -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siteops.rules.findings import Known, Observation, Plan, escalated_severity
-from siteops.store import alert_debts
+from siteops.store import alert_debts, upkeep
 from siteops.store.db import session
 from siteops.store.models import Finding, FindingStatus, ScanRun, utcnow
 
@@ -111,7 +111,8 @@ def _changed(result: Any) -> int:
 
 def record_scan(**values: Any) -> None:
     with session() as s:
-        s.add(ScanRun(**values))
+        s.add(run := ScanRun(**values))
+        upkeep.record_success(s, run)  # freshness per site and kind, in the same transaction
 
 
 def get(finding_id: int) -> Finding | None:

@@ -78,6 +78,8 @@ class JobRun(Base):
     __table_args__ = (
         Index("ix_job_runs_site_state", "site", "state"),
         Index("ix_job_runs_worker_state", "worker", "state"),
+        # The report's runs of the last days by site and state, and retention's cutoff.
+        Index("ix_job_runs_started_site_state", "started_at", "site", "state"),
     )
 
 
@@ -103,6 +105,9 @@ class DeadLetter(Base):
     # A message set aside by the worker (reason malformed): its raw headers, delivery info
     # and a bounded copy of its body, because there are no usable args to keep.
     message: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    # The exporter's and the report's dead letters waiting, by site and task.
+    __table_args__ = (Index("ix_dead_letters_waiting", "replayed_at", "site", "task_name"),)
 
 
 class OpState:
@@ -179,6 +184,7 @@ class Finding(Base):
 
     __table_args__ = (
         Index("ix_findings_site_kind_status", "site", "kind", "status"),
+        Index("ix_findings_status_site_kind", "status", "site", "kind"),  # open findings by site and kind
         # One ACTIVE finding per problem, whatever scans overlap (history may repeat it).
         Index("ux_findings_active_fingerprint", "fingerprint", unique=True,
               postgresql_where=text("status IN ('open', 'acknowledged')"),
@@ -208,6 +214,7 @@ class ScanRun(Base):
 
     __table_args__ = (
         Index("ix_scan_runs_site_kind_status", "site", "kind", "status", "finished_at"),
+        Index("ix_scan_runs_finished_at", "finished_at"),  # retention's cutoff
     )
 
 
@@ -218,4 +225,5 @@ import siteops.store.events  # noqa: E402  (odoo events seen, catch-up watermark
 import siteops.store.exchanges  # noqa: E402  (EDI exchanges and control numbers)
 import siteops.store.reconcile  # noqa: E402  (reconciliation jobs and the audit of their changes)
 import siteops.store.shipments  # noqa: E402  (shipments and their tracking)
+import siteops.store.upkeep  # noqa: E402  (scan freshness)
 import siteops.store.waits  # noqa: E402, F401  (parked waits)

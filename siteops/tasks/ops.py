@@ -11,6 +11,7 @@ from siteops.store import audit
 from siteops.store.models import RunState
 from siteops.tasks.base import SiteopsTask, siteops_task
 from siteops.worker import recovery
+from siteops.worker import retention as _retention  # noqa: F401  (registers the daily job)
 from siteops.worker.housekeeping import housekeeping_job
 
 

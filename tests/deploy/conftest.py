@@ -23,12 +23,10 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 # Where the Dockerfile puts the repository (WORKDIR), as compose commands name it.
 APP_DIR = "/app"
 
-# The secrets compose refuses to start without; any value does for validation.
-COMPOSE_SECRETS = {
-    "POSTGRES_PASSWORD": "test-only",
-    "FLOWER_BASIC_AUTH": "test:test-only",
-    "GRAFANA_ADMIN_PASSWORD": "test-only",
-}
+# The secrets of docker-compose.yml: files below ./secrets (git-ignored), mounted at
+# /run/secrets/<name> and named by the *_FILE variables of the services that read them.
+COMPOSE_SECRETS = ("postgres_password", "odoo_password", "webhook_secret", "flower_basic_auth",
+                   "grafana_admin_password")
 
 
 def require_tool(name: str, package: str) -> str:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, _free_port, poll
+from tests.e2e.screenshots import shoot_the_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SCAN_KINDS = {"aging_transfers", "overdue_receipts", "aging_backorders", "stock_anomalies"}
@@ -47,7 +48,7 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
     env.update(SITEOPS_VAR_DIR=str(var), SITEOPS_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
     argv = [sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(flower_port), "--exporter-port",
             str(exporter_port), "--odoo-port", str(odoo_port), "--webhook-port", str(webhook_port),
-            "--carrier-port", str(_free_port()), "--carrier-webhook-port", str(_free_port())]
+            "--carrier-port", str(_free_port()), "--ingress-port", str(_free_port())]
 
     def start(log: Path) -> subprocess.Popen[bytes]:
         with open(log, "wb") as out:
@@ -163,6 +164,9 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
                          "('850', 'ORDERS') and state = 'acknowledged' and responded_at is not null") >= 1, 180,
              "an order sent, acknowledged and answered", interval=2)
         assert edi("select count(*) from edi_exchanges where direction = 'in' and state = 'error'") == 0
+
+        # What a person sees, in a real headless Chromium (tests/e2e/screenshots.py).
+        shoot_the_stack(tmp_path, env, var, flower_port, webhook_port)
     finally:
         stop(run, log)
 

@@ -56,3 +56,45 @@ responsible = ["b"]
     assert entries["scan:A:stock_anomalies"]["schedule"]._orig_hour == "*/2"
     rows = describe(entries)
     assert {r["name"] for r in rows} == set(entries) and all(r["expires"] > 0 for r in rows)
+
+
+def _minutes_of_the_hour(entry: dict) -> set[int]:
+    sched = entry["schedule"]
+    assert isinstance(sched, crontab), entry
+    return set(sched.minute)
+
+
+def test_at_50_sites_each_kind_is_spread_evenly_over_its_period(tmp_path: Path) -> None:
+    """The old stagger (index*3 + kind) put 13 aging-transfer scans in one minute at 50 sites."""
+    path = tmp_path / "sites.toml"
+    path.write_text("""
+[policy]
+site_tunable = ["schedules"]
+[policy.defaults.schedules]
+aging_transfers = 15
+overdue_receipts = 30
+stock_anomalies = 60
+aging_backorders = 120
+""" + "".join(f'[sites.S{i:02d}]\nresponsible = ["ops"]\n' for i in range(50)))
+    entries = build_beat_schedule(load_registry(path))
+    from siteops.rules.findings import KINDS
+
+    for kind in KINDS:
+        per_minute = [0] * 60
+        scans = [e for name, e in entries.items() if name.endswith(f":{kind}")]
+        assert len(scans) == 50
+        for entry in scans:
+            for minute in _minutes_of_the_hour(entry):
+                per_minute[minute] += 1
+        assert max(per_minute) - min(per_minute) <= 1, (kind, per_minute)
+
+
+def test_the_demo_network_has_no_two_scans_in_the_same_minute() -> None:
+    """20 scans, 48 starts an hour: the hour has room for every one in its own minute."""
+    entries = build_beat_schedule(load_registry(ROOT / "sites.toml"))
+    per_minute = [0] * 60
+    for name, entry in entries.items():
+        if name.startswith("scan:"):
+            for minute in _minutes_of_the_hour(entry):
+                per_minute[minute] += 1
+    assert max(per_minute) == 1, per_minute

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 CARRIER_PORT = 8071
 WEBHOOK_PORT = 8072
@@ -22,21 +21,18 @@ def carrier_env(var: Path, carrier_port: int = CARRIER_PORT) -> dict[str, str]:
             "SITEOPS_EASYPOST_WEBHOOK_SECRET_FILE": str(path)}
 
 
-def carrier_children(siteops: list[str], var: Path, logs: Path, carrier_port: int = CARRIER_PORT,
-                     webhook_port: int = WEBHOOK_PORT) -> list[tuple[str, list[str], Path]]:
-    """(name, argv, log) of the carrier simulator and the webhook endpoint it pushes tracking to."""
-    from siteops.services.carrier_webhooks import PATH
-
+def carrier_children(siteops: list[str], var: Path, logs: Path, carrier_port: int = CARRIER_PORT, *,
+                     webhook_url: str) -> list[tuple[str, list[str], Path]]:
+    """(name, argv, log) of the carrier simulator, pushing tracking webhooks to the ingress at
+    `webhook_url` (its `/hooks/easypost` route, signed with the account's webhook secret)."""
     return [
         ("carrier simulator", [*siteops, "sim", "carrier", "--port", str(carrier_port), "--step-seconds", "20",
-                               "--webhook-url", f"http://127.0.0.1:{webhook_port}{PATH}",
+                               "--webhook-url", f"{webhook_url.rstrip('/')}/hooks/easypost",
                                "--webhook-secret-file", str(var / "carrier-webhook-secret")], logs / "carrier-sim.log"),
-        ("carrier webhooks", [*siteops, "shipping", "webhooks", "--port", str(webhook_port)],
-         logs / "carrier-webhooks.log"),
     ]
 
 
-def first_labels(registry: Iterable[Any], delay: float = 20.0) -> None:
+def first_labels(codes: Iterable[str], delay: float = 20.0) -> None:
     """A first ship_ready per site soon, rather than at beat's next slot (5 minutes).
 
     Not at once: a site's first labels are tens of tasks on its queue, and the first scans
@@ -45,5 +41,5 @@ def first_labels(registry: Iterable[Any], delay: float = 20.0) -> None:
     """
     from siteops.celery_app import app
 
-    for index, site in enumerate(registry):
-        app.tasks["siteops.shipping.ship_ready"].apply_async(args=[site.code], countdown=delay + 5 * index)
+    for index, code in enumerate(codes):
+        app.tasks["siteops.shipping.ship_ready"].apply_async(args=[code], countdown=delay + 5 * index)
