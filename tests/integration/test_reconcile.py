@@ -34,7 +34,9 @@ def world(stack: Any) -> Iterator[tuple[Any, CarrierSim, Any]]:
             environment(SITEOPS_VAR_DIR=str(var)):
         get_settings.cache_clear()
         try:
-            wp = stack.worker(SITE, concurrency=1)
+            from siteops.config.sites import get_registry
+
+            wp = stack.worker(*get_registry().codes, concurrency=1)  # every site: --all-sites runs too
             yield odoo, carrier, wp
             wp.stop()
         finally:
@@ -122,6 +124,15 @@ def test_dry_runs_report_the_planted_drift_and_real_runs_fix_it(world: tuple[Any
     assert {shipments.get(SITE, pid).status for pid in planted["codes"]} == {"delivered"}  # type: ignore[union-attr]
     assert applicable(reconcile("shipments")) == set()
 
+    # Every site at once: one job (one task) per site, each its own report.
+    done = cli("reconcile", "findings", "--all-sites", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    every = json.loads(done.stdout)
+    from siteops.config.sites import get_registry
+
+    assert sorted(r["site"] for r in every["reports"]) == sorted(get_registry().codes) and not every["failed"]
+    assert all(applicable(r) == set() for r in every["reports"])
+
     listed = cli("jobs", "--site", SITE, "--kind", "shipments", "--json")
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
@@ -142,7 +153,7 @@ def test_a_pool_process_killed_mid_run_and_the_job_completes_doing_nothing_twice
     codes = {pid: drift.buy_label(carrier, name) for pid, name in picked}
     job_id = f"kill-{uuid.uuid4().hex[:8]}"
     odoo_sim.log.clear()
-    odoo_sim.faults.set(latency=0.4, methods=["write"])  # slow writes: the kill lands mid-run
+    odoo_sim.faults.set(latency=0.25, methods=["write"])  # slow writes: the kill lands mid-run
     try:
         app.loader.import_default_modules()
         app.tasks["siteops.reconcile.run"].apply_async(args=[SITE, "shipments", job_id, None, None, True],
