@@ -403,25 +403,21 @@ class Stock:
         raise ValueError(f"stock: no apply step for {item.change}")
 
 
-KINDS: dict[str, Callable[[Site, Any, str | None, str | None], Kind]] = {
-    "shipments": Shipments,
-    "stock": Stock,
-    "findings": Findings,
-}
-
-
 def _po_acks(site: Site, odoo: Any, since: str | None, until: str | None) -> Kind:
-    from siteops.services.reconcile_edi import PoAcks
+    from siteops.services.reconcile_edi import PoAcks  # the EDI connector loads only for this kind
 
     return PoAcks(site, odoo, since, until)
 
 
-try:  # the EDI connector's exchanges store (branch h/edi); without it there is no po-acks kind
-    import siteops.store.exchanges  # noqa: F401
-
-    KINDS["po-acks"] = _po_acks
-except ImportError:
-    pass
+#: THE declaration of the kinds (the CLI lists them from here), in rules.reconcile.KINDS order.
+KINDS: dict[str, Callable[[Site, Any, str | None, str | None], Kind]] = {
+    "shipments": Shipments,
+    "po-acks": _po_acks,
+    "stock": Stock,
+    "findings": Findings,
+}
+if tuple(KINDS) != rules.KINDS:
+    raise RuntimeError(f"reconcile kinds differ: {sorted(KINDS)} vs rules.reconcile.KINDS {sorted(rules.KINDS)}")
 
 
 # --- the job ---------------------------------------------------------------------------
