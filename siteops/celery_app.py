@@ -43,6 +43,7 @@ app = SiteopsCelery(
         "siteops.tasks.events",
         "siteops.tasks.shipping",
         "siteops.tasks.edi",
+        "siteops.tasks.reconcile",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

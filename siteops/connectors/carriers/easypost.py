@@ -231,6 +231,18 @@ class EasyPostCarrier:
         except NotFound:
             return None
 
+    def list_bought(self, page_size: int = 100) -> list[Shipment]:
+        """Every shipment with a label, newest first (the API's `purchased=true` list, paged)."""
+        def pages() -> list[Shipment]:
+            page = self._client.shipment.all(purchased=True, page_size=page_size)
+            found = [self._shipment(s) for s in page["shipments"]]
+            while page.get("has_more") and page["shipments"]:
+                page = self._client.shipment.get_next_page(page, page_size=page_size)
+                found += [self._shipment(s) for s in page["shipments"]]
+            return found
+
+        return self._call("shipment.list", pages)
+
     def void(self, shipment_id: str) -> Shipment:
         return self._call("shipment.refund", lambda: self._shipment(self._client.shipment.refund(shipment_id)))
 
