@@ -11,7 +11,7 @@ from siteops.cli import app, registry
 
 @app.command()
 def ingress(
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8071,
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8073,
     host: Annotated[str, typer.Option(help="Address to bind; put a TLS proxy in front of it")] = "127.0.0.1",
 ) -> None:
     """Receive Odoo automation webhooks (POST /hooks/odoo/<SITE>/<token>) and mounted hooks."""

@@ -146,7 +146,7 @@ def run(
     site: Annotated[list[str] | None, typer.Option("--site", help="Start workers for these sites only "
                                                    "(repeatable; default: every site)")] = None,
     without: Annotated[list[str] | None, typer.Option("--without", help="Leave a part out (repeatable): odoo, "
-                                                      "webhook, platform, beat, flower, exporter, scans")] = None,
+                                                      "webhook, carrier, edi, ingress, platform, beat, flower, exporter, scans")] = None,
     carrier_port: Annotated[int, typer.Option(help="Port of the carrier simulator")] = 8071,
     ingress_port: Annotated[int, typer.Option(help="Port of the ingress (Odoo and carrier webhooks)")] = 8073,
 ) -> None:

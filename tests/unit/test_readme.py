@@ -82,7 +82,8 @@ def test_the_make_run_tables_ports_are_the_runners_defaults() -> None:
 
 
 def test_the_files_the_readme_points_at_are_the_ones_the_stack_writes() -> None:
-    source = "".join((ROOT / p).read_text() for p in ("siteops/sim/runner.py", "siteops/config/settings.py"))
+    source = "".join((ROOT / p).read_text() for p in ("siteops/sim/runner.py", "siteops/sim/carrier/run.py",
+                                                      "siteops/config/settings.py", "siteops/config/edi.py"))
     rows = table_rows(section("**`make run`** starts"))
     named = {f for row in rows for f in re.findall(r"`var/([^`]+)`", row[1])}
     assert named, "the make run table names no files"
@@ -91,13 +92,11 @@ def test_the_files_the_readme_points_at_are_the_ones_the_stack_writes() -> None:
         assert stem.split(".")[0].rstrip("-") in source, f"var/{name}: not written by the runner"
 
 
-@pytest.mark.xfail(strict=True, reason="README correction pending (notes/opsscale.md): beat state is in Redis")
 def test_beat_state_is_not_claimed_to_be_a_file() -> None:
     """RedBeat keeps the schedule and the last-run times in Redis (schedules/beat.py)."""
     assert "celerybeat-schedule" not in section("**`make run`** starts")
 
 
-@pytest.mark.xfail(strict=True, reason="README correction pending (notes/opsscale.md): links to ../shared/")
 def test_no_link_or_path_leaves_the_repository() -> None:
     assert not re.findall(r"\.\./[\w./-]+", README)
 
