@@ -145,8 +145,9 @@ def run(
                                                  "(credentials from SITEOPS_ODOO_*)")] = None,
     site: Annotated[list[str] | None, typer.Option("--site", help="Start workers for these sites only "
                                                    "(repeatable; default: every site)")] = None,
-    without: Annotated[list[str] | None, typer.Option("--without", help="Leave a part out (repeatable): odoo, "
-                                                      "webhook, carrier, edi, ingress, platform, beat, flower, exporter, scans")] = None,
+    without: Annotated[list[str] | None, typer.Option(
+        "--without", help="Leave a part out (repeatable): odoo, webhook, carrier, edi, ingress, platform, beat, "
+                          "flower, exporter, scans")] = None,
     carrier_port: Annotated[int, typer.Option(help="Port of the carrier simulator")] = 8071,
     ingress_port: Annotated[int, typer.Option(help="Port of the ingress (Odoo and carrier webhooks)")] = 8073,
 ) -> None:
