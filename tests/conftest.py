@@ -73,6 +73,56 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set these environment variables for the block (the workers started in it inherit
+    them) and put the old values back after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def odoo_simulator(seed: int, scale: float = 1, truth: str | None = None, **env: str) -> Iterator[Any]:
+    """A simulated Odoo with the demo network, and SITEOPS_ODOO_* pointing at it (plus `env`)."""
+    from siteops.config.sites import get_registry
+    from siteops.connectors.odoo import reset_client
+    from siteops.sim.odoo import start
+
+    sim = start(port=_free_port(), seed=seed, scale=scale, sites=get_registry(),
+                truth_path=TMP / truth if truth else None)
+    try:
+        with environment(SITEOPS_ODOO_URL=sim.url, SITEOPS_ODOO_DB="demo", SITEOPS_ODOO_LOGIN="admin",
+                         SITEOPS_ODOO_PASSWORD="admin", **env):
+            reset_client()
+            yield sim
+    finally:
+        sim.stop()
+        reset_client()
+
+
+@contextlib.contextmanager
+def webhook_receiver(secret: str) -> Iterator[Any]:
+    """The demo webhook receiver, and SITEOPS_WEBHOOK_* pointing at it."""
+    from siteops.sim.webhook import Receiver, serve
+
+    receiver = Receiver(secret=secret)
+    server = serve(receiver)
+    try:
+        with environment(SITEOPS_WEBHOOK_URL=f"http://127.0.0.1:{server.server_address[1]}/n8n",
+                         SITEOPS_WEBHOOK_SECRET=secret):
+            yield receiver
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[Any]:
     from siteops.sim.embedded import RedisServer

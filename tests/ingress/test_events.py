@@ -4,14 +4,13 @@ replayed webhook announces nothing new."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import TMP, _free_port, poll
+from tests.conftest import odoo_simulator, poll
 from tests.ingress.conftest import TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -19,21 +18,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def odoo() -> Iterator[Any]:
-    from siteops.config.sites import get_registry
-    from siteops.connectors.odoo import reset_client
-    from siteops.sim.odoo import start
-
-    sim = start(port=_free_port(), seed=5, scale=0.3, sites=get_registry(), truth_path=TMP / "events-truth.json")
-    saved = {k: os.environ.get(k) for k in ("SITEOPS_ODOO_URL", "SITEOPS_ODOO_DB", "SITEOPS_ODOO_LOGIN",
-                                            "SITEOPS_ODOO_PASSWORD")}
-    os.environ.update(SITEOPS_ODOO_URL=sim.url, SITEOPS_ODOO_DB="demo", SITEOPS_ODOO_LOGIN="admin",
-                      SITEOPS_ODOO_PASSWORD="admin")
-    reset_client()
-    yield sim
-    sim.stop()
-    for k, v in saved.items():
-        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-    reset_client()
+    with odoo_simulator(seed=5, scale=0.3, truth="events-truth.json") as sim:
+        yield sim
 
 
 @pytest.fixture(scope="module")

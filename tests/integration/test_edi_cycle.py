@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import _free_port, poll
+from tests.conftest import odoo_simulator, poll
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SITE = "NORTH"
@@ -19,24 +19,10 @@ SITE = "NORTH"
 
 @pytest.fixture(scope="module")
 def odoo():
-    from siteops.config.sites import get_registry
-    from siteops.connectors.odoo import get_client, reset_client
-    from siteops.sim.odoo import start
+    from siteops.connectors.odoo import get_client
 
-    sim = start(port=_free_port(), seed=11, scale=0.3, sites=get_registry())
-    saved = {k: os.environ.get(k) for k in ("SITEOPS_ODOO_URL", "SITEOPS_ODOO_DB", "SITEOPS_ODOO_LOGIN",
-                                            "SITEOPS_ODOO_PASSWORD")}
-    os.environ.update(SITEOPS_ODOO_URL=sim.url, SITEOPS_ODOO_DB="demo", SITEOPS_ODOO_LOGIN="admin",
-                      SITEOPS_ODOO_PASSWORD="admin")
-    reset_client()
-    yield get_client(SITE)
-    sim.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    reset_client()
+    with odoo_simulator(seed=11, scale=0.3):
+        yield get_client(SITE)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ The module runs on a store of its own (the sweep looks at every unpaid debt in i
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections import Counter
 
 import pytest
 
-from tests.conftest import TMP, _free_port, poll, use_store
+from tests.conftest import TMP, odoo_simulator, poll, use_store, webhook_receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SECRET = "findings-test-webhook-secret"
@@ -38,38 +37,14 @@ def store(request):
 @pytest.fixture(scope="module")
 def odoo(store):
     """A fresh simulated Odoo per store: finding ids (and so the markers) start again at 1."""
-    from siteops.config.sites import get_registry
-    from siteops.connectors.odoo import reset_client
-    from siteops.sim.odoo import start
-
-    sim = start(port=_free_port(), seed=23, scale=1, sites=get_registry(), truth_path=TMP / "truth-findings.json")
-    env = dict(SITEOPS_ODOO_URL=sim.url, SITEOPS_ODOO_DB="demo", SITEOPS_ODOO_LOGIN="admin",
-               SITEOPS_ODOO_PASSWORD="admin", SITEOPS_ODOO_TIMEOUT=str(ODOO_TIMEOUT))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_client()
-    yield sim
-    sim.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    reset_client()
+    with odoo_simulator(seed=23, truth="truth-findings.json", SITEOPS_ODOO_TIMEOUT=str(ODOO_TIMEOUT)) as sim:
+        yield sim
 
 
 @pytest.fixture(scope="module")
 def hooks(store):
-    from siteops.sim.webhook import Receiver, serve
-
-    receiver = Receiver(secret=SECRET)
-    server = serve(receiver)
-    os.environ.update(SITEOPS_WEBHOOK_URL=f"http://127.0.0.1:{server.server_address[1]}/n8n",
-                      SITEOPS_WEBHOOK_SECRET=SECRET)
-    yield receiver
-    server.shutdown()
-    os.environ.pop("SITEOPS_WEBHOOK_URL")
-    os.environ.pop("SITEOPS_WEBHOOK_SECRET")
+    with webhook_receiver(SECRET) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,11 @@ scan that did not read everything, escalated once."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import Counter, defaultdict
 
 import pytest
 
-from tests.conftest import TMP, _free_port, poll
+from tests.conftest import odoo_simulator, poll, webhook_receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SITES = ["CW", "NORTH", "SOUTH", "EAST", "WEB"]
@@ -19,38 +18,14 @@ SECRET = "scan-test-webhook-secret"
 
 @pytest.fixture(scope="module")
 def odoo():
-    from siteops.config.sites import get_registry
-    from siteops.connectors.odoo import reset_client
-    from siteops.sim.odoo import start
-
-    sim = start(port=_free_port(), seed=11, scale=1, sites=get_registry(), truth_path=TMP / "truth.json")
-    saved = {k: os.environ.get(k) for k in ("SITEOPS_ODOO_URL", "SITEOPS_ODOO_DB", "SITEOPS_ODOO_LOGIN",
-                                            "SITEOPS_ODOO_PASSWORD")}
-    os.environ.update(SITEOPS_ODOO_URL=sim.url, SITEOPS_ODOO_DB="demo", SITEOPS_ODOO_LOGIN="admin",
-                      SITEOPS_ODOO_PASSWORD="admin")
-    reset_client()
-    yield sim
-    sim.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    reset_client()
+    with odoo_simulator(seed=11, truth="truth.json") as sim:
+        yield sim
 
 
 @pytest.fixture(scope="module")
 def hooks():
-    from siteops.sim.webhook import Receiver, serve
-
-    receiver = Receiver(secret=SECRET)
-    server = serve(receiver)
-    os.environ.update(SITEOPS_WEBHOOK_URL=f"http://127.0.0.1:{server.server_address[1]}/n8n",
-                      SITEOPS_WEBHOOK_SECRET=SECRET)
-    yield receiver
-    server.shutdown()
-    os.environ.pop("SITEOPS_WEBHOOK_URL")
-    os.environ.pop("SITEOPS_WEBHOOK_SECRET")
+    with webhook_receiver(SECRET) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
