@@ -72,8 +72,9 @@ def findings_list(
     kind: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option(help="open, acknowledged or resolved")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    sort: Annotated[str, typer.Option(help="age (oldest first) or priority (siteops.rules.priority)")] = "age",
 ) -> None:
-    """Findings, oldest first (filter by site, kind, status)."""
+    """Findings, oldest first or by priority (filter by site, kind, status)."""
     if ctx.invoked_subcommand is not None:
         return
     from siteops.rules.findings import KINDS
@@ -83,8 +84,18 @@ def findings_list(
     kind = None if kind is None else choice(kind, KINDS, "--kind", "scan kind")
     statuses = (FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED, FindingStatus.RESOLVED)
     status = None if status is None else choice(status, statuses, "--status", "status")
+    sort = choice(sort, ("age", "priority"), "--sort", "order")
     store = _findings()
-    rows = [store.as_dict(f) for f in store.search(site=site, kind=kind, status=status)]
+    found = store.search(site=site, kind=kind, status=status)
+    rows = [store.as_dict(f) for f in found]
+    if sort == "priority":
+        from siteops.rules.priority import finding_priority, finding_value
+        from siteops.store.models import utcnow
+
+        now = utcnow()
+        for f, row in zip(found, rows, strict=True):
+            row["priority"] = finding_priority(f.severity, f.first_seen, value=finding_value(f.details), now=now).value
+        rows.sort(key=lambda r: -r["priority"])
     if as_json:
         print_json(rows)
         return

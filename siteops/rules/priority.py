@@ -76,6 +76,8 @@ def message_priority(label: str, text: str, *, tier: str | None = None, order_va
 
 def finding_priority(severity: int, opened_at: dt.datetime, *, value: float | None = None,
                      now: dt.datetime) -> Score:
+    if opened_at.tzinfo is None:  # SQLite hands back naive UTC
+        opened_at = opened_at.replace(tzinfo=dt.UTC)
     days = max(0.0, (now - opened_at).total_seconds() / 86400)
     parts: list[tuple[float, str]] = [(severity * 20.0, f"severity {severity}")]
     age = min(20.0, round(days * 2, 1))
@@ -85,6 +87,15 @@ def finding_priority(severity: int, opened_at: dt.datetime, *, value: float | No
     if v:
         parts.append((v, f"value {value:.0f}"))
     return _score(parts)
+
+
+def finding_value(details: dict[str, object] | None) -> float | None:
+    """The money a finding is about, where its scan recorded one."""
+    for key in ("value", "amount_total", "variance_value", "amount"):
+        v = (details or {}).get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return abs(float(v))
+    return None
 
 
 def _score(parts: Sequence[tuple[float, str]]) -> Score:
