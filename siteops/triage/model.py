@@ -1,4 +1,4 @@
-"""The offline classifier: TF-IDF (word and character n-grams) + calibrated logistic regression.
+"""The offline classifier: TF-IDF (word and character n-grams) + a calibrated linear SVM.
 
 Trained from the labelled set shipped in the repository (`data/messages.jsonl`), on CPU, in
 a few seconds, at first use; then cached under `var/triage/` with its version (the data's
@@ -8,12 +8,14 @@ of loading a stale or incompatible pickle. Nothing is downloaded, ever.
 Why these pieces:
 - word 1-2-grams carry the vocabulary ("short", "return label", "out of stock"); character
   3-5-grams (within word boundaries) survive typos and inflections ("delivred", "Rücksendung").
-- `CalibratedClassifierCV` (sigmoid, 3 folds) turns the linear scores into probabilities
-  whose confidence means something: the review threshold is a probability, not a margin.
-- The evidence (the words that drove the class) comes from an uncalibrated logistic
-  regression fitted on the same features: calibration does not change which features push
-  towards a class, and a single linear model's coefficients times the message's TF-IDF
-  values are exactly those contributions.
+- a linear SVM (one-vs-rest) trains in well under a second on this set (a multinomial
+  logistic regression took 20+ s on a busy two-core machine for the same accuracy), and
+  `CalibratedClassifierCV` (sigmoid, 5 folds) turns its margins into probabilities whose
+  confidence means something: the review threshold is a probability, not a margin.
+- The evidence (the words that drove the class) comes from one SVM fitted on all the
+  training data: calibration does not change which features push towards a class, and a
+  linear model's coefficients times the message's TF-IDF values are exactly those
+  contributions.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data" / "messages.jsonl"
 CLASSES = ("return", "shortage", "delivery_issue", "urgent_replenishment", "other")
 #: Bumped when the feature pipeline changes (the cache key includes it).
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 
 # Order, picking, PO and tracking references are masked before the features are built: the
 # model should learn "a picking was cited", not that S00042 means a return.
@@ -143,8 +145,8 @@ class Classifier:
 def train(examples: list[Example], version: str = "") -> Classifier:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion
+    from sklearn.svm import LinearSVC
 
     texts = [normalise(e.text) for e in examples]
     labels = [e.label for e in examples]
@@ -155,9 +157,8 @@ def train(examples: list[Example], version: str = "") -> Classifier:
                                  lowercase=True)),
     ])
     x = features.fit_transform(texts)
-    base = LogisticRegression(C=10.0, max_iter=2000)
-    calibrated = CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(x, labels)
-    explainer = LogisticRegression(C=10.0, max_iter=2000).fit(x, labels)
+    calibrated = CalibratedClassifierCV(LinearSVC(C=0.5), method="sigmoid", cv=5).fit(x, labels)
+    explainer = LinearSVC(C=0.5).fit(x, labels)
     return Classifier(features, calibrated, explainer, version)
 
 
