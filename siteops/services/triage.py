@@ -244,7 +244,7 @@ def classify_message(task: Any, site: str, message_db_id: int, *, odoo: Any,
                             operation="triage")
     if msg.body is None and not msg.subject:
         return {"message": message_db_id, "skipped": "purged (retention) before it was classified"}
-    if msg.status in ("routed", "decided"):
+    if msg.status in ("review", "routed", "decided"):
         return {"message": message_db_id, "skipped": f"already {msg.status}"}
     a = analyse(msg.subject, msg.body or "", odoo=odoo, now=now())
     status = "review" if a.needs_review else "routed"
