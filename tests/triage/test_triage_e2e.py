@@ -84,7 +84,7 @@ def test_messages_through_the_ingress_are_triaged_linked_routed_and_kept_private
                      "We ordered 50 clamps and only 40 arrived, 10 missing. Jane Doe, 12 Pemberton Lane, "
                      "call +1 555 0199 or jane.doe@example.com")
         wrong = post("m-2", f"Return {out['name']}", "wrong size fittings delivered, please send a return label")
-        vague = post("m-3", "Hi", "can someone ring me? Jane Doe 555 0199")
+        vague = post("m-3", "Hello", "Jane Doe here, ring me on 555 0199")
         assert [r.status_code for r in (short, wrong, vague)] == [200, 200, 200]
         assert post("m-1", "again", "the same message id").json()["outcome"] == "duplicate"
         ids = [r.json()["message"] for r in (short, wrong, vague)]
@@ -149,3 +149,22 @@ def test_messages_through_the_ingress_are_triaged_linked_routed_and_kept_private
         assert len(audit) >= 3 and not any(p in json.dumps(audit, default=str) for p in PERSONAL)
     finally:
         ingress.stop()
+
+
+def test_the_demo_feed_cites_real_records_of_every_site(odoo: Any) -> None:
+    from siteops.connectors.odoo import get_client
+    from siteops.services.triage import Linker, site_for_warehouse
+    from siteops.triage.references import find_references
+    from siteops.triage.samples import TEMPLATES, demo_messages, demo_records
+
+    records = demo_records(get_client("CW"), per_site=1)
+    messages = demo_messages(records, len(TEMPLATES) * 2)
+    assert len({m["message_id"] for m in messages}) == len(messages)
+    linker = Linker(get_client("CW"))
+    sites = set()
+    for m in messages:
+        for ref in find_references(f"{m['subject']}\n{m['body']}"):
+            found = linker.link(ref)
+            assert found is not None, ref
+            sites.add(site_for_warehouse(found["warehouse"]))
+    assert sites == {"CW", "NORTH", "SOUTH", "EAST", "WEB"}
