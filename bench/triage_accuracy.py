@@ -9,6 +9,7 @@ only a floor on accuracy (tests/triage/test_classifier.py).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 
@@ -22,7 +23,7 @@ def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error: |accuracy - confidence| per confidence bin, weighted by size."""
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         mask = (confidence > lo) & (confidence <= hi)
         if mask.any():
             total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
@@ -67,8 +68,9 @@ def main() -> None:
     print(f"{'ECE (10 bins)':24}{ece(confidence, correct):10.3f}{ece(base_conf, base_correct):10.3f}")
     print(f"{'Brier (multi-class)':24}{brier(probs, truth, classes):10.3f}{brier(base_probs, truth, classes):10.3f}")
     review = confidence < 0.6
+    held = correct[review].mean() if review.any() else 0.0
     print(f"below the 0.6 threshold (to review): {review.sum()} of {len(test)}; accuracy of the rest "
-          f"{correct[~review].mean():.3f}, of those held for review {correct[review].mean() if review.any() else 0:.3f}")
+          f"{correct[~review].mean():.3f}, of those held for review {held:.3f}")
     print(f"ratio accuracy / majority baseline: {acc / base_acc:.2f}x")
     print(f"trained in {trained_in:.1f} s; {per_message_ms:.1f} ms per message")
 

@@ -27,9 +27,9 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
     ("Damaged in transit {out}", "Two boxes arrived crushed and the driver left them outside in the rain."),
     ("Missing items", "Delivery {out} came without the mounting brackets listed on the packing slip."),
     ("Please expedite {po}", "We are completely out and the line is stopped, please bring {po} forward."),
-    ("Hello", "Jane Doe here, ring me on 555 0199"),
+    ("Problem", "not what we expected. Jane Doe, 555 0199"),
     ("Wrong colour", "Cable on {so} is blue, we ordered brown. We'd like to exchange the two drums."),
-    ("Following up", "any news?"),
+    ("Your delivery", "late, incomplete and the wrong size"),
     ("Delivery slot for {out}", "Our warehouse only accepts booked slots, please rebook before 3pm."),
 )
 

@@ -84,7 +84,7 @@ def test_messages_through_the_ingress_are_triaged_linked_routed_and_kept_private
                      "We ordered 50 clamps and only 40 arrived, 10 missing. Jane Doe, 12 Pemberton Lane, "
                      "call +1 555 0199 or jane.doe@example.com")
         wrong = post("m-2", f"Return {out['name']}", "wrong size fittings delivered, please send a return label")
-        vague = post("m-3", "Hello", "Jane Doe here, ring me on 555 0199")
+        vague = post("m-3", "Problem", "not what we expected. Jane Doe 555 0199")
         assert [r.status_code for r in (short, wrong, vague)] == [200, 200, 200]
         assert post("m-1", "again", "the same message id").json()["outcome"] == "duplicate"
         ids = [r.json()["message"] for r in (short, wrong, vague)]
