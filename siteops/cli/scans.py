@@ -140,7 +140,7 @@ def report_sites(
         table = Table(title=f"Sites compared (rates over {days} days)")
         for col in ("site", "aging transfers", "overdue receipts", "stock anomalies", "aging backorders",
                     "median transfer age", "median receipt lateness", "failures", "retries", "dead letters",
-                    "stalest scan"):
+                    "stalest scan", "top priority"):
             table.add_column(col, justify="right")
         for s in stats:
             table.add_row(
@@ -148,7 +148,8 @@ def report_sites(
                 "-" if s.median_transfer_age_h is None else f"{s.median_transfer_age_h:g} h",
                 "-" if s.median_receipt_late_d is None else f"{s.median_receipt_late_d:g} d",
                 f"{100 * s.failure_rate:.1f}%", f"{100 * s.retry_rate:.1f}%", str(s.dead_letters),
-                fmt_age(s.stalest_scan_age_s))
+                fmt_age(s.stalest_scan_age_s),
+                "-" if s.top_finding is None else f"{s.top_priority:g} (#{s.top_finding})")
         out.print(table)
     if out_file is not None:
         try:

@@ -32,5 +32,10 @@ def test_findings_sorted_by_priority_put_the_severe_first(store_ready: None) -> 
 
     assert order() == [1, 2]
     assert order("--sort", "priority") == [2, 1]
+    from siteops.services.report import collect
+
+    [stats] = collect([site])
+    severe = next(f for f in findings.search(site=site) if f.record_id == 2)
+    assert stats.top_finding == severe.id and stats.top_priority >= 60
     bad = CliRunner().invoke(app, ["findings", "--sort", "loudest"])
     assert bad.exit_code == 2 and "--sort" in bad.output
