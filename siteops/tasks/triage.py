@@ -30,6 +30,8 @@ def _publish(app: Any) -> mailbox.Publish:
 @housekeeping_job("triage-mailbox", every=15)
 def triage_mailbox(app: Any) -> int:
     """Store the `.eml` files of the mailbox directory and enqueue their classification."""
+    # Made at the first pass, so an operator finds where to drop files.
+    mailbox.inbox_dir().mkdir(parents=True, exist_ok=True)
     counts = mailbox.process_inbox(_publish(app), triage.default_site())
     return counts["stored"] + counts["quarantined"]
 
