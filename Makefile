@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scan_cycle.py
 	$(BIN)/python bench/odoo_fetch.py
 	$(BIN)/python bench/sim_page.py
+	$(BIN)/python bench/triage_accuracy.py
 	$(BIN)/python bench/edi_inbound.py
 
 worker: $(STAMP)

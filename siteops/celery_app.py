@@ -44,6 +44,7 @@ app = SiteopsCelery(
         "siteops.tasks.shipping",
         "siteops.tasks.edi",
         "siteops.tasks.reconcile",
+        "siteops.tasks.triage",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

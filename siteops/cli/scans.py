@@ -72,8 +72,9 @@ def findings_list(
     kind: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option(help="open, acknowledged or resolved")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    sort: Annotated[str, typer.Option(help="age (oldest first) or priority (siteops.rules.priority)")] = "age",
 ) -> None:
-    """Findings, oldest first (filter by site, kind, status)."""
+    """Findings, oldest first or by priority (filter by site, kind, status)."""
     if ctx.invoked_subcommand is not None:
         return
     from siteops.rules.findings import KINDS
@@ -83,8 +84,18 @@ def findings_list(
     kind = None if kind is None else choice(kind, KINDS, "--kind", "scan kind")
     statuses = (FindingStatus.OPEN, FindingStatus.ACKNOWLEDGED, FindingStatus.RESOLVED)
     status = None if status is None else choice(status, statuses, "--status", "status")
+    sort = choice(sort, ("age", "priority"), "--sort", "order")
     store = _findings()
-    rows = [store.as_dict(f) for f in store.search(site=site, kind=kind, status=status)]
+    found = store.search(site=site, kind=kind, status=status)
+    rows = [store.as_dict(f) for f in found]
+    if sort == "priority":
+        from siteops.rules.priority import finding_priority, finding_value
+        from siteops.store.models import utcnow
+
+        now = utcnow()
+        for f, row in zip(found, rows, strict=True):
+            row["priority"] = finding_priority(f.severity, f.first_seen, value=finding_value(f.details), now=now).value
+        rows.sort(key=lambda r: -r["priority"])
     if as_json:
         print_json(rows)
         return
@@ -129,7 +140,7 @@ def report_sites(
         table = Table(title=f"Sites compared (rates over {days} days)")
         for col in ("site", "aging transfers", "overdue receipts", "stock anomalies", "aging backorders",
                     "median transfer age", "median receipt lateness", "failures", "retries", "dead letters",
-                    "stalest scan"):
+                    "stalest scan", "top priority"):
             table.add_column(col, justify="right")
         for s in stats:
             table.add_row(
@@ -137,7 +148,8 @@ def report_sites(
                 "-" if s.median_transfer_age_h is None else f"{s.median_transfer_age_h:g} h",
                 "-" if s.median_receipt_late_d is None else f"{s.median_receipt_late_d:g} d",
                 f"{100 * s.failure_rate:.1f}%", f"{100 * s.retry_rate:.1f}%", str(s.dead_letters),
-                fmt_age(s.stalest_scan_age_s))
+                fmt_age(s.stalest_scan_age_s),
+                "-" if s.top_finding is None else f"{s.top_priority:g} (#{s.top_finding})")
         out.print(table)
     if out_file is not None:
         try:

@@ -83,6 +83,7 @@ AREAS: Mapping[str, Area] = MappingProxyType({
     "siteops.replenish": Area(SITE, open=True),  # shortages -> transfer or purchase requests
     "siteops.shipping": Area(SITE, open=True),  # carriers
     "siteops.edi": Area(SITE, open=True),
+    "siteops.triage": Area(SITE),  # inbound customer messages (siteops/triage)
     "siteops.reconcile": Area(SITE, open=True),
     "siteops.testing": Area(SITE, open=True),  # tests/integration/fixture_tasks.py
     "siteops.bench": Area(SITE, open=True),  # bench/overhead_tasks.py
@@ -101,6 +102,7 @@ TASKS: Mapping[str, Binding] = MappingProxyType({
     "siteops.alerts.send_webhook": SITE,
     "siteops.events.record_changed": SITE,
     "siteops.events.catch_up": SITE,
+    "siteops.triage.classify_message": SITE,
 })
 
 #: Tasks declared in this process that the table does not list (plug-ins in an area of

@@ -2,6 +2,8 @@
 
     POST /hooks/odoo/<SITE>/<token>   an Odoo automation rule's webhook (odoo.md §4.1)
     POST /hooks/<name>                a mounted handler (carrier tracking webhooks, ...)
+    POST /messages                    an inbound customer message (siteops/triage), token of
+                                      source `messages` as `Authorization: Bearer` or `X-Siteops-Token`
     GET  /healthz                     liveness (no broker round trip)
 
 Every answer is JSON. 200 means the task message is in the broker: Odoo's webhook action
@@ -25,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from siteops.ingress.auth import load_secrets, token_ok
+from siteops.ingress.auth import load_secrets, presented_token, token_ok
 from siteops.ingress.odoo import BadEvent, parse_event
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,9 @@ class Ingress:
     site_codes: tuple[str, ...]
     secrets: dict[str, str]
     hooks: dict[str, Hook]
+    #: Store an inbound message once and enqueue its triage -> (row id, created, task id).
+    #: None: the store and the publish above (siteops.triage.mailbox.store_and_enqueue).
+    accept_message: Callable[[Any], tuple[int, bool, str | None]] | None = None
 
     def site(self, given: str) -> str | None:
         for code in self.site_codes:
@@ -128,14 +133,48 @@ def build_app(ingress: Ingress) -> Starlette:
         outcome = str(answer.pop("outcome", "accepted" if status < 300 else "refused"))
         return _answer(name, outcome, status, started, **answer)
 
+    async def message(request: Request) -> JSONResponse:
+        # Customer messages hold personal data: nothing of the body is logged or answered.
+        from siteops.triage.intake import BadMessage, parse_json
+
+        started, route = time.perf_counter(), "messages"
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if not token_ok(ingress.secrets.get("messages"), presented_token(headers)):
+            return _answer(route, "unauthorized", 401, started, error="unknown or wrong token")
+        try:
+            inbound = parse_json(await _body(request))
+        except TooLarge:
+            return _answer(route, "too_large", 413, started, error=f"body over {MAX_BODY} bytes")
+        except BadMessage as exc:
+            return _answer(route, "bad_request", 400, started, error=str(exc))
+        accept = ingress.accept_message or _default_accept(ingress)
+        try:
+            row, created, task_id = await run_in_threadpool(accept, inbound)
+        except Exception as exc:  # store or broker down: the sender retries; stored once by id
+            log.error("ingress: could not store or enqueue a message: %s", type(exc).__name__)
+            return _answer(route, "unavailable", 503, started, error="could not store or enqueue; retry later")
+        return _answer(route, "accepted" if created else "duplicate", 200, started, message=row, task_id=task_id)
+
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
     return Starlette(routes=[
         Route("/hooks/odoo/{site}/{token}", odoo_hook, methods=["POST"]),
         Route("/hooks/{name}", mounted, methods=["POST"]),
+        Route("/messages", message, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
+
+
+def _default_accept(ingress: Ingress) -> Callable[[Any], tuple[int, bool, str | None]]:
+    from siteops.services.triage import default_site
+    from siteops.triage.mailbox import store_and_enqueue
+
+    def accept(inbound: Any) -> tuple[int, bool, str | None]:
+        # The policy's default site until linking (in the task) says which site owns it.
+        return store_and_enqueue(inbound, default_site(), lambda name, args: ingress.publish(name, args, {}))
+
+    return accept
 
 
 #: Hooks that other parts mount (name -> handler); e.g. the carrier connector's

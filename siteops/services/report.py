@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from siteops.rules.findings import KINDS
+from siteops.rules.priority import finding_priority, finding_value
 from siteops.store.db import session
 from siteops.store.models import DeadLetter, Finding, FindingStatus, JobRun, RunState, utcnow
 
@@ -35,6 +36,9 @@ class SiteStats:
     retry_rate: float = 0.0
     dead_letters: int = 0
     stalest_scan_age_s: float | None = None  # None: a scan kind never completed
+    #: The open finding to look at first (siteops.rules.priority: severity, age, value).
+    top_priority: float = 0.0
+    top_finding: int | None = None
 
     @property
     def open_total(self) -> int:
@@ -57,6 +61,9 @@ def collect(codes: list[str], *, days: int = 7, now: dt.datetime | None = None) 
             if f.site not in stats:
                 continue
             stats[f.site].open_by_kind[f.kind] = stats[f.site].open_by_kind.get(f.kind, 0) + 1
+            score = finding_priority(f.severity, f.first_seen, value=finding_value(f.details), now=now).value
+            if score > stats[f.site].top_priority:
+                stats[f.site].top_priority, stats[f.site].top_finding = score, f.id
             if f.kind == "aging_transfers" and "age_hours" in f.details:
                 ages[f.site].append(float(f.details["age_hours"]))
             if f.kind == "overdue_receipts" and "days_overdue" in f.details:
@@ -101,6 +108,7 @@ def rows(stats: list[SiteStats]) -> list[dict[str, Any]]:
         "median_transfer_age_hours": s.median_transfer_age_h, "median_receipt_days_late": s.median_receipt_late_d,
         "runs": s.runs, "failure_rate": round(s.failure_rate, 4), "retry_rate": round(s.retry_rate, 4),
         "dead_letters": s.dead_letters, "stalest_scan_age_seconds": s.stalest_scan_age_s,
+        "top_priority": s.top_priority, "top_finding": s.top_finding,
     } for s in stats]
 
 

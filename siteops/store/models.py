@@ -223,6 +223,7 @@ class ScanRun(Base):
 import siteops.store.alert_debts  # noqa: E402  (the alert ledger: findings owe alerts)
 import siteops.store.events  # noqa: E402  (odoo events seen, catch-up watermarks)
 import siteops.store.exchanges  # noqa: E402  (EDI exchanges and control numbers)
+import siteops.store.messages  # noqa: E402  (triage: inbound customer messages, corrections)
 import siteops.store.reconcile  # noqa: E402  (reconciliation jobs and the audit of their changes)
 import siteops.store.shipments  # noqa: E402  (shipments and their tracking)
 import siteops.store.upkeep  # noqa: E402  (scan freshness)

@@ -245,7 +245,9 @@ class Generator:
                                            company_type="company", customer_rank=1, ref=f"C{i + 1:05d}",
                                            email=f"buyer{i + 1}@customer.example", city=rng.choice(CITIES),
                                            street=f"{i + 1} Market Street", zip=f"{10000 + 7 * i:05d}",
-                                           country_code="US"))
+                                           country_code="US",
+                                           # From the index, not the rng: the rest of the data set stays as it was.
+                                           x_tier="gold" if i % 10 == 0 else "silver" if i % 4 == 1 else "standard"))
 
     # -- one site -------------------------------------------------------------------------
 

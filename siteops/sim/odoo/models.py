@@ -276,6 +276,8 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         m2o("company_id", "res.company", "Company"), m2o("user_id", "res.users", "Salesperson"),
         boolean("active", default=True), char("lang", default="en_US"), char("tz"), char("barcode"),
         integer("supplier_rank"), integer("customer_rank"),
+        # A custom field (Odoo's x_ prefix) the demo uses for the customer's service tier.
+        sel("x_tier", [("gold", "Gold"), ("silver", "Silver"), ("standard", "Standard")], "Customer Tier"),
     ])
     _add(M, ModelDef("product.category", "Product Category", order="complete_name", rec_name="complete_name",
                      parent_name="parent_id"), [
