@@ -217,3 +217,4 @@ import siteops.store.alert_debts  # noqa: E402  (the alert ledger: findings owe 
 import siteops.store.events  # noqa: E402  (odoo events seen, catch-up watermarks)
 import siteops.store.shipments  # noqa: E402  (shipments and their tracking)
 import siteops.store.waits  # noqa: E402, F401  (parked waits)
+import siteops.store.approvals  # noqa: E402, F401  (approval requests, tiers, delegations, audit)
