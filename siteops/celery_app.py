@@ -42,6 +42,7 @@ app = SiteopsCelery(
         "siteops.tasks.alerts",
         "siteops.tasks.events",
         "siteops.tasks.shipping",
+        "siteops.tasks.approvals",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

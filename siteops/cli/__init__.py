@@ -151,4 +151,4 @@ def main() -> None:
 
 
 # The commands register themselves on the app when their modules load.
-from siteops.cli import ingress, jobs, processes, scans, shipping  # noqa: E402, F401
+from siteops.cli import approvals, ingress, jobs, processes, scans, shipping  # noqa: E402, F401

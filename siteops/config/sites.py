@@ -48,9 +48,9 @@ class PolicyError(ValueError):
 SCAN_KINDS: tuple[str, ...] = tuple(
     name.removeprefix("siteops.scan.") for name in TASKS if name.startswith("siteops.scan.")
 )
-#: ... and the shipping schedules (siteops.schedules.shipping): main's sites.toml names them
-#: in [policy.defaults.schedules], and the strict check refused them after the carrier merge.
-SCAN_KINDS += ("ship_ready", "sync_tracking")
+#: What a schedules table may name: the scans, and the shipping schedules
+#: (siteops.schedules.shipping; main's sites.toml names them, the strict check refused them).
+SCHEDULE_KINDS: tuple[str, ...] = (*SCAN_KINDS, "ship_ready", "sync_tracking")
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,8 @@ def _check_schedules(where: str, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise PolicyError(f"{where}: expected a table of scan kind = minutes, got {value!r}")
     for kind, minutes in value.items():
-        if kind not in SCAN_KINDS:
-            raise PolicyError(f"{where}.{kind}: unknown scan kind (kinds: {', '.join(SCAN_KINDS)})")
+        if kind not in SCHEDULE_KINDS:
+            raise PolicyError(f"{where}.{kind}: unknown scan kind (kinds: {', '.join(SCHEDULE_KINDS)})")
         if isinstance(minutes, bool) or not isinstance(minutes, int | float):
             raise PolicyError(f"{where}.{kind}: expected minutes between scans (a number, 0 = off), "
                               f"got {minutes!r}")

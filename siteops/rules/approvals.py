@@ -49,7 +49,7 @@ def _category_matches(wanted: Sequence[str], category: str) -> bool:
     if not wanted:
         return True
     last = category.rsplit("/", 1)[-1].strip()
-    return any(w == category or w == last for w in wanted)
+    return any(w in (category, last) for w in wanted)
 
 
 def matches(rule: Rule, doc: Document, params: Mapping[str, Any]) -> bool:

@@ -68,6 +68,7 @@ class ApprovalTier(Base):
     status: Mapped[str] = mapped_column(String(16))  # waiting pending approved rejected
     deadline: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     activity_id: Mapped[int | None] = mapped_column(Integer)
+    activity_round: Mapped[int] = mapped_column(Integer, default=0)  # activities opened before this one
     decided_by: Mapped[str | None] = mapped_column(String(64))
     as_delegate_of: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -182,6 +183,7 @@ def set_activity(tier_id: int, activity_id: int) -> None:
 def _tier_dict(t: ApprovalTier) -> dict[str, Any]:
     return {"id": t.id, "seq": t.seq, "group": t.group, "status": t.status, "approvers": json.loads(t.approvers),
             "escalate_to": t.escalate_to, "deadline": _iso(t.deadline), "activity_id": t.activity_id,
+            "activity_round": t.activity_round,
             "decided_by": t.decided_by, "as_delegate_of": t.as_delegate_of, "decided_at": _iso(t.decided_at),
             "escalated_at": _iso(t.escalated_at)}
 
@@ -326,26 +328,50 @@ def pending_tiers(site: str) -> list[dict[str, Any]]:
 # --- escalation ------------------------------------------------------------------------
 
 
-def claim_overdue(now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Pending tiers past their deadline not yet escalated, each claimed once (guarded
-    update): the caller escalates the ones returned, and no later pass returns them again."""
+def overdue(now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Pending tiers past their deadline and not escalated yet (what the sweeper owes)."""
     now = now or utcnow()
-    claimed = []
     with Session(get_engine()) as s:
-        rows = s.execute(select(ApprovalTier, ApprovalRequest).join(
+        rows = s.execute(select(ApprovalTier.id, ApprovalRequest.site).join(
             ApprovalRequest, ApprovalRequest.id == ApprovalTier.request_id).where(
-            ApprovalTier.status == "pending", ApprovalTier.escalated_at.is_(None),
+            ApprovalRequest.status == OPEN, ApprovalTier.status == "pending", ApprovalTier.escalated_at.is_(None),
             ApprovalTier.deadline < now)).all()
-        for tier, req in rows:
-            moved = s.execute(update(ApprovalTier).where(ApprovalTier.id == tier.id,
-                                                         ApprovalTier.escalated_at.is_(None)).values(escalated_at=now))
-            if moved.rowcount == 1:  # type: ignore[attr-defined]
-                _audit(s, req, "escalated", tier.escalate_to, f"tier {tier.seq + 1} {tier.group} past its deadline "
-                       f"{_iso(tier.deadline)}", now=now)
-                claimed.append({**_tier_dict(tier), "escalated_at": _iso(now), "request_id": req.id,
-                                "site": req.site, "record": {"model": req.record_model, "id": req.record_id}})
+        return [{"tier_id": int(t), "site": site} for t, site in rows]
+
+
+def tier(tier_id: int) -> dict[str, Any] | None:
+    with Session(get_engine()) as s:
+        t = s.get(ApprovalTier, tier_id)
+        if t is None:
+            return None
+        req = s.get(ApprovalRequest, t.request_id)
+        assert req is not None
+        return {**_tier_dict(t), "request_id": req.id, "site": req.site,
+                "record": {"model": req.record_model, "id": req.record_id}}
+
+
+def mark_escalated(tier_id: int, now: dt.datetime | None = None) -> bool:
+    """Once per tier (guarded update): True for the one caller that marked it."""
+    now = now or utcnow()
+    with Session(get_engine()) as s:
+        moved = s.execute(update(ApprovalTier).where(ApprovalTier.id == tier_id, ApprovalTier.escalated_at.is_(None))
+                          .values(escalated_at=now))
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            s.rollback()
+            return False
+        t = s.get(ApprovalTier, tier_id)
+        assert t is not None
+        _audit(s, s.get(ApprovalRequest, t.request_id), "escalated", t.escalate_to,
+               f"tier {t.seq + 1} {t.group} past its deadline {_iso(t.deadline)}", now=now)
         s.commit()
-    return claimed
+        return True
+
+
+def reopen_tier(tier_id: int) -> None:
+    """The tier's activity was marked done without an accepted decision: a new one is owed."""
+    with Session(get_engine()) as s, s.begin():
+        s.execute(update(ApprovalTier).where(ApprovalTier.id == tier_id).values(
+            activity_id=None, activity_round=ApprovalTier.activity_round + 1))
 
 
 # --- delegations -----------------------------------------------------------------------

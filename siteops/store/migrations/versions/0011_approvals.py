@@ -1,14 +1,14 @@
 """approval requests, tiers, delegations and their audit
 
 Revision ID: 0011
-Revises: 0002
+Revises: 0010 (given as 0002; chained after main's head so this branch migrates: the lead re-chains)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0002"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("deadline", tz),
         sa.Column("activity_id", sa.Integer()),
+        sa.Column("activity_round", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("decided_by", sa.String(64)),
         sa.Column("as_delegate_of", sa.String(64)),
         sa.Column("decided_at", tz),
