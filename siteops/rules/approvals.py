@@ -124,23 +124,26 @@ def authorize(person: str, *, approvers: Iterable[str], delegations: Mapping[str
     their own request through a substitute either.
     """
     members = list(approvers)
-    if person in members:
-        as_delegate_of = None
-    else:
-        principals = [m for m in members if delegations.get(m) == person]
-        if not principals:
-            raise Refused("not_an_approver", f"{person} is not an approver of this tier "
-                                             f"(approvers: {', '.join(members) or 'none'}) and holds no "
-                                             "active delegation from one")
-        as_delegate_of = principals[0]
     earlier = set(earlier_deciders)
-    for who in {person, as_delegate_of} - {None}:
+
+    def check(who: str) -> None:
         if who == requested_by:
             raise Refused("requester", f"{who} requested this approval and cannot decide it")
         if who == created_by:
             raise Refused("record_creator", f"{who} created the Odoo record and cannot decide its approval")
         if who in earlier:
             raise Refused("earlier_tier", f"{who} already decided an earlier tier of this request")
+
+    check(person)
+    if person in members:
+        return None
+    principals = [m for m in members if delegations.get(m) == person]
+    if not principals:
+        raise Refused("not_an_approver", f"{person} is not an approver of this tier "
+                                         f"(approvers: {', '.join(members) or 'none'}) and holds no "
+                                         "active delegation from one")
+    as_delegate_of = principals[0]
+    check(as_delegate_of)
     return as_delegate_of
 
 

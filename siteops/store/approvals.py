@@ -173,6 +173,9 @@ def set_record(request_id: int, record_model: str, record_id: int, created_by: s
         req.record_model, req.record_id = record_model, record_id
         if created_by and not req.created_by:
             req.created_by = created_by
+        # The request's earlier steps become searchable by the record too.
+        s.execute(update(ApprovalAudit).where(ApprovalAudit.request_id == request_id)
+                  .values(record_model=record_model, record_id=record_id))
 
 
 def set_activity(tier_id: int, activity_id: int) -> None:
