@@ -247,11 +247,13 @@ class Approvals:
             diff = float(q["inventory_diff_quantity"] or 0)
             made += self._human(call, dispatch, "adjustment", "stock.quant", int(q["id"]), q,
                                 abs(diff) * float(product.get("standard_price") or 0), diff,
-                                _name(product.get("categ_id")), "")
+                                _name(product.get("categ_id")), "",
+                                chatter=["product.product", _id(q["product_id"])])
         return {"human_requests": made}
 
     def _human(self, call: Call, dispatch: Dispatch, kind: str, model: str, record_id: int, row: Mapping[str, Any],
-               amount: float, quantity: float, category: str, vendor_class: str) -> int:
+               amount: float, quantity: float, category: str, vendor_class: str,
+               chatter: list[Any] | None = None) -> int:
         routing = self._route(rules.Document(kind, self.site.code, amount, quantity, category, vendor_class))
         if not routing.tiers:
             return 0  # below every threshold: Odoo's own flow, nothing for siteops to approve
@@ -259,7 +261,8 @@ class Approvals:
         rid, created = store.create_request(
             site=self.site.code, kind=kind, requested_by=requester, record_model=model, record_id=record_id,
             created_by=self._login(row.get("create_uid")), routing=routing, amount=round(amount, 2),
-            open_key=f"record:{model}:{record_id}", detail={"quantity": quantity, "category": category})
+            open_key=f"record:{model}:{record_id}",
+            detail={"quantity": quantity, "category": category, **({"chatter": chatter} if chatter else {})})
         self.advance(call, rid, dispatch)
         return int(created)
 
@@ -280,7 +283,7 @@ class Approvals:
         return {"request_id": request_id, "done": "nothing"}
 
     def _open_tier(self, call: Call, req: Mapping[str, Any], tier: Mapping[str, Any]) -> None:
-        model, rid = req["record"]["model"], int(req["record"]["id"])
+        model, rid = req["chatter"]["model"], int(req["chatter"]["id"])
         delegations = store.active_delegations()
         people = [delegations.get(a, a) for a in tier["approvers"]]
         # The activity goes to the first approver who may decide (SoD) and exists in Odoo.
@@ -348,7 +351,9 @@ class Approvals:
             decider: dict[str, Any] = next((t for t in req["tiers"] if t["status"] == "rejected"), {})
             what = "cancelled"
             note = f"Rejected by {decider.get('decided_by')} (request #{request_id}, tier {decider.get('group')})."
-        call(f"approval:{request_id}:note", lambda: self.odoo.post_note(model, rid, note), on_unknown="repeat")
+        chatter = req["chatter"]
+        call(f"approval:{request_id}:note", lambda: self.odoo.post_note(chatter["model"], int(chatter["id"]), note),
+             on_unknown="repeat")
         store.mark_applied(int(request_id), what)
         return what
 
@@ -364,7 +369,7 @@ class Approvals:
                 continue
             if self.odoo.search("mail.activity", [("id", "=", tier["activity_id"])], limit=1):
                 continue  # still open
-            model, rid = tier["record"]["model"], int(tier["record"]["id"])
+            model, rid = tier["chatter"]["model"], int(tier["chatter"]["id"])
             messages = self.odoo.search_read("mail.message", [("model", "=", model), ("res_id", "=", rid),
                                                               ("message_type", "=", "notification")],
                                              ["body", "author_id"], order="id desc", limit=10)
@@ -413,7 +418,7 @@ class Approvals:
         tier = store.tier(tier_id)
         if tier is None or tier["escalated_at"] is not None or tier["status"] != "pending":
             return {"tier_id": tier_id, "escalated": False}
-        model, rid = tier["record"]["model"], int(tier["record"]["id"] or 0)
+        model, rid = tier["chatter"]["model"], int(tier["chatter"]["id"] or 0)
         if rid:
             note = (f"Approval #{tier['request_id']} tier {tier['seq'] + 1} ({tier['group']}) is past its deadline "
                     f"{tier['deadline']}: escalated to {tier['escalate_to']}.")

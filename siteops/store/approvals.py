@@ -183,6 +183,15 @@ def set_activity(tier_id: int, activity_id: int) -> None:
         s.execute(update(ApprovalTier).where(ApprovalTier.id == tier_id).values(activity_id=activity_id))
 
 
+def _chatter(req: ApprovalRequest) -> dict[str, Any]:
+    """Where activities and notes go: the record, or (for a record without a chatter, such
+    as stock.quant) the record the detail names."""
+    chatter = json.loads(req.detail or "{}").get("chatter")
+    if chatter:
+        return {"model": chatter[0], "id": chatter[1]}
+    return {"model": req.record_model, "id": req.record_id}
+
+
 def _tier_dict(t: ApprovalTier) -> dict[str, Any]:
     return {"id": t.id, "seq": t.seq, "group": t.group, "status": t.status, "approvers": json.loads(t.approvers),
             "escalate_to": t.escalate_to, "deadline": _iso(t.deadline), "activity_id": t.activity_id,
@@ -194,7 +203,8 @@ def _tier_dict(t: ApprovalTier) -> dict[str, Any]:
 def _as_dict(req: ApprovalRequest, tiers: Iterable[ApprovalTier]) -> dict[str, Any]:
     return {"id": req.id, "site": req.site, "kind": req.kind, "status": req.status,
             "requested_by": req.requested_by, "created_by": req.created_by,
-            "record": {"model": req.record_model, "id": req.record_id}, "product_id": req.product_id,
+            "record": {"model": req.record_model, "id": req.record_id}, "chatter": _chatter(req),
+            "product_id": req.product_id,
             "amount": req.amount, "rule": req.rule, "rule_why": req.rule_why, "detail": json.loads(req.detail),
             "created_at": _iso(req.created_at), "closed_at": _iso(req.closed_at),
             "applied_at": _iso(req.applied_at), "applied": req.applied,
@@ -324,8 +334,8 @@ def pending_tiers(site: str) -> list[dict[str, Any]]:
         rows = s.execute(select(ApprovalTier, ApprovalRequest).join(
             ApprovalRequest, ApprovalRequest.id == ApprovalTier.request_id).where(
             ApprovalRequest.site == site, ApprovalRequest.status == OPEN, ApprovalTier.status == "pending")).all()
-        return [{**_tier_dict(t), "request_id": r.id, "record": {"model": r.record_model, "id": r.record_id}}
-                for t, r in rows]
+        return [{**_tier_dict(t), "request_id": r.id, "record": {"model": r.record_model, "id": r.record_id},
+                 "chatter": _chatter(r)} for t, r in rows]
 
 
 # --- escalation ------------------------------------------------------------------------
@@ -350,7 +360,7 @@ def tier(tier_id: int) -> dict[str, Any] | None:
         req = s.get(ApprovalRequest, t.request_id)
         assert req is not None
         return {**_tier_dict(t), "request_id": req.id, "site": req.site,
-                "record": {"model": req.record_model, "id": req.record_id}}
+                "record": {"model": req.record_model, "id": req.record_id}, "chatter": _chatter(req)}
 
 
 def mark_escalated(tier_id: int, now: dt.datetime | None = None) -> bool:
