@@ -86,13 +86,20 @@ class Approvals:
                                  system="odoo", operation="approvals")
         return dict(rows[0])
 
-    def _on_hand(self, wh: int, product_id: int) -> tuple[float, float]:
-        rows = self.odoo.search_read("stock.quant", [("product_id", "=", product_id),
+    def _on_hand(self, wh: int, product_ids: list[int]) -> dict[int, tuple[float, float]]:
+        """product -> (on hand, free) in the warehouse's internal locations, in one read."""
+        rows = self.odoo.search_read("stock.quant", [("product_id", "in", product_ids),
                                                      ("location_id.warehouse_id", "=", wh),
                                                      ("location_id.usage", "=", "internal")],
-                                     ["quantity", "reserved_quantity"])
-        qty = sum(float(r["quantity"] or 0) for r in rows)
-        return qty, qty - sum(float(r["reserved_quantity"] or 0) for r in rows)
+                                     ["product_id", "quantity", "reserved_quantity"])
+        totals: dict[int, tuple[float, float]] = {}
+        for r in rows:
+            pid = _id(r["product_id"])
+            if pid:
+                qty, free = totals.get(pid, (0.0, 0.0))
+                q = float(r["quantity"] or 0)
+                totals[pid] = (qty + q, free + q - float(r["reserved_quantity"] or 0))
+        return totals
 
     def user_id(self, login: str) -> int | None:
         if login not in self._users:
@@ -138,17 +145,17 @@ class Approvals:
                 suppliers.setdefault(pid, []).append(Supplier(partner, int(i["sequence"] or 0), float(i["price"] or 0),
                                                               int(i["delay"] or 0), classes.get(partner, "")))
         orderpoints, central_stock = [], {}
+        here, there = self._on_hand(int(wh["id"]), pids), self._on_hand(int(cwh["id"]), pids)
         for o in ops:
             pid = _id(o["product_id"])
             if not pid:
                 continue
-            on_hand, _ = self._on_hand(int(wh["id"]), pid)
+            on_hand = here.get(pid, (0.0, 0.0))[0]
             product = products.get(pid, {})
             orderpoints.append(Orderpoint(pid, float(o["product_min_qty"] or 0), float(o["product_max_qty"] or 0),
                                           float(o["qty_multiple"] or 1), on_hand,
                                           float(product.get("standard_price") or 0), _name(product.get("categ_id"))))
-            _, free = self._on_hand(int(cwh["id"]), pid)
-            central_stock[pid] = CentralStock(free, central_mins.get(pid, 0.0))
+            central_stock[pid] = CentralStock(there.get(pid, (0.0, 0.0))[1], central_mins.get(pid, 0.0))
         prefix = f"replenish:{self.site.code}:"
         open_products = [int(k.removeprefix(prefix)) for k in store.open_keys(self.site.code, prefix)]
         return propose_replenishment(
@@ -161,6 +168,16 @@ class Approvals:
 
     def check_product(self, call: Call, product_id: int, dispatch: Dispatch) -> dict[str, Any]:
         proposals, skipped = self.proposals([product_id])
+        return {"site": self.site.code, "product_id": product_id, "requests": self._request(call, proposals, dispatch),
+                "skipped": skipped}
+
+    def replenish(self, call: Call, dispatch: Dispatch) -> dict[str, Any]:
+        """Every orderpoint of the site (the sync's pass): shortages no event announced."""
+        proposals, skipped = self.proposals()
+        made = self._request(call, proposals, dispatch)
+        return {"proposed": sum(1 for m in made if m["created"]), "skipped": len(skipped)}
+
+    def _request(self, call: Call, proposals: list[Proposal], dispatch: Dispatch) -> list[dict[str, Any]]:
         made = []
         for p in proposals:
             routing = self._route(rules.Document(p.kind, p.site, p.amount, p.quantity, p.category, p.vendor_class))
@@ -172,8 +189,9 @@ class Approvals:
             if created:
                 self._create_record(call, rid)
             self.advance(call, rid, dispatch)
-            made.append({"request_id": rid, "created": created, "kind": p.kind, "rule": routing.rule})
-        return {"site": self.site.code, "product_id": product_id, "requests": made, "skipped": skipped}
+            made.append({"request_id": rid, "created": created, "kind": p.kind, "rule": routing.rule,
+                         "product_id": p.product_id})
+        return made
 
     def _create_record(self, call: Call, request_id: int) -> int:
         req = store.get(request_id)
@@ -399,6 +417,7 @@ class Approvals:
 
     def sync(self, call: Call, dispatch: Dispatch) -> dict[str, Any]:
         result: dict[str, Any] = self.poll_activities(dispatch, call)
+        result.update(self.replenish(call, dispatch))
         result.update(self.intake(call, dispatch))
         advanced = 0
         for r in store.search(site=self.site.code, status="pending"):

@@ -97,7 +97,13 @@ def test_two_racing_decisions_move_a_tier_once(store_url: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["not_pending", "tier_approved"]
+    from siteops.store import approvals
+
+    # The loser either saw the tier still pending and lost the guarded update, or saw the
+    # next tier (of which cat.b is no approver): either way tier 1 was decided once.
+    assert outcomes.count("tier_approved") == 1
+    assert set(outcomes) - {"tier_approved"} <= {"not_pending", "not_an_approver"}
+    assert [a["action"] for a in approvals.audit(request_id=rid)].count("approved") == 1
 
 
 def test_an_overdue_tier_escalates_once(store_url: str) -> None:
