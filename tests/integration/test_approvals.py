@@ -172,3 +172,19 @@ def test_shortages_become_requests_approved_by_policy_with_sod_delegation_and_es
     assert client.search_count("mail.activity", [("res_model", "=", "purchase.order"),
                                                  ("res_id", "=", human["record"]["id"]),
                                                  ("user_id.login", "=", "purchase.director")]) == 1
+
+    # 7. The operator's numbers: the exporter and the sites report read the same store.
+    import redis
+    from prometheus_client import generate_latest
+
+    from siteops.config.sites import get_registry
+    from siteops.observability.exporter import build_registry
+    from siteops.services.report import collect
+
+    text = generate_latest(build_registry(get_registry(), redis.Redis.from_url(os.environ["SITEOPS_BROKER_URL"])))
+    metrics = text.decode()
+    assert 'siteops_approvals_escalations{site="NORTH"} 1.0' in metrics
+    assert 'siteops_approvals_sod_refusals{site="NORTH"}' in metrics
+    assert 'siteops_approvals_pending{group="category_management",site="NORTH"}' in metrics
+    north = next(s for s in collect(["NORTH"]) if s.site == "NORTH")
+    assert north.approval_cycle_s is not None and north.approvals_pending > 0
