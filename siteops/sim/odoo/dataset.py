@@ -100,6 +100,13 @@ class Generator:
                  password: str = "admin", api_key: str = "admin") -> None:
         self.sites = _sites(sites)
         self.approvals = getattr(sites, "approvals", None)
+        if self.approvals is None:  # a list of sites: the approvers of sites.toml, if it loads
+            try:
+                from siteops.config.sites import load_registry
+
+                self.approvals = load_registry().approvals
+            except Exception:  # the registry is optional for the simulator
+                self.approvals = None
         self.central = str((getattr(sites, "defaults", None) or {}).get("central_site", "CW"))
         if not self.sites:
             raise ValueError("the data set needs at least one site")
