@@ -25,8 +25,13 @@ def test_the_demo_network_gets_a_scan_per_site_and_kind() -> None:
     minutes = {scans[f"scan:{s}:aging_transfers"]["schedule"]._orig_minute for s in ("CW", "NORTH", "SOUTH", "EAST")}
     assert len(minutes) == 4
     # Lost-work recovery runs inside the platform worker (housekeeping), not from beat:
-    # nothing but scans, so Flower and the audit trail show the work operators look for.
-    assert set(entries) == set(scans)
+    # nothing but site work (scans, the events catch-up, shipping, approvals), so Flower and
+    # the audit trail show the work operators look for.
+    assert {name.split(":")[0] for name in entries} == {"scan", "events", "shipping", "approvals"}
+    assert all(e["args"] and e["options"]["queue"] == f"site.{e['args'][0]}" for e in entries.values())
+    approvals = {name: e for name, e in entries.items() if name.startswith("approvals:")}
+    assert {e["args"][0] for e in approvals.values()} == {"CW", "NORTH", "SOUTH", "EAST", "WEB"}
+    assert all(e["task"] == "siteops.approvals.sync" for e in approvals.values())
     assert not any(e["task"] == "siteops.ops.recover_lost" for e in entries.values())
 
 
