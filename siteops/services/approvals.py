@@ -146,11 +146,21 @@ class Approvals:
                                                               int(i["delay"] or 0), classes.get(partner, "")))
         orderpoints, central_stock = [], {}
         here, there = self._on_hand(int(wh["id"]), pids), self._on_hand(int(cwh["id"]), pids)
+        # Forecast, as Odoo's orderpoints count it: what is already on its way in (an approved
+        # transfer, a confirmed PO's receipt) is not short any more once its request closed.
+        incoming: dict[int, float] = {}
+        for m in self.odoo.search_read("stock.move", [
+                ("product_id", "in", pids), ("location_dest_id.warehouse_id", "=", wh["id"]),
+                ("location_id.warehouse_id", "!=", wh["id"]), ("state", "not in", ["draft", "done", "cancel"])],
+                ["product_id", "product_uom_qty"]):
+            pid = _id(m["product_id"])
+            if pid:
+                incoming[pid] = incoming.get(pid, 0.0) + float(m["product_uom_qty"] or 0)
         for o in ops:
             pid = _id(o["product_id"])
             if not pid:
                 continue
-            on_hand = here.get(pid, (0.0, 0.0))[0]
+            on_hand = here.get(pid, (0.0, 0.0))[0] + incoming.get(pid, 0.0)
             product = products.get(pid, {})
             orderpoints.append(Orderpoint(pid, float(o["product_min_qty"] or 0), float(o["product_max_qty"] or 0),
                                           float(o["qty_multiple"] or 1), on_hand,
@@ -186,7 +196,9 @@ class Approvals:
                 routing=routing, amount=p.amount, open_key=p.key, product_id=p.product_id,
                 detail={"quantity": p.quantity, "source_site": p.source_site, "partner_id": p.partner_id,
                         "scheduled": p.scheduled.isoformat(), "why": p.why, "category": p.category})
-            if created:
+            # Also for a request found again: a run that died after the row and before the
+            # record leaves the record owed (keyed, so never made twice).
+            if (store.get(rid) or {}).get("status") in ("pending", "approved"):
                 self._create_record(call, rid)
             self.advance(call, rid, dispatch)
             made.append({"request_id": rid, "created": created, "kind": p.kind, "rule": routing.rule,

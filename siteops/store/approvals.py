@@ -5,8 +5,8 @@ module applies a decision with guarded updates (a tier moves from `pending` only
 whoever races for it), and keeps what is owed (a pending tier's deadline, an approved
 request not yet applied in Odoo) where a sweeper finds it.
 
-A request's `open_key` is set while it is pending (one open request per product and site,
-or per Odoo record) and cleared when it closes: a unique index makes a replayed event or
+A request's `open_key` is set until its outcome is in Odoo (one open request per product
+and site, or per Odoo record), cleared when it is applied or cancelled: a unique index makes a replayed event or
 two racing tasks find the existing request instead of making a second one.
 """
 
@@ -142,7 +142,7 @@ def create_request(*, site: str, kind: str, requested_by: str, record_model: str
                               requested_by=requested_by, created_by=created_by, record_model=record_model,
                               record_id=record_id, product_id=product_id, amount=amount, rule=routing.rule,
                               rule_why=routing.why, detail=json.dumps(dict(detail or {}), default=str),
-                              open_key=None if approved else open_key, created_at=now,
+                              open_key=open_key, created_at=now,
                               closed_at=now if approved else None)
         s.add(req)
         try:
@@ -296,7 +296,9 @@ def decide(request_id: int, person: str, approve: bool, *, delegations: Mapping[
             _audit(s, req, "tier_pending", None, f"tier {nxt.seq + 1} {nxt.group}", now=now)
             outcome, next_tier = "tier_approved", nxt.id
         else:
-            req.status, req.closed_at, req.open_key = status, now, None
+            # The key stays until the outcome is in Odoo (mark_applied): until then the
+            # shortage is still this request's, not a new one's.
+            req.status, req.closed_at = status, now
             outcome, next_tier = status, None
         s.commit()
         return {"request_id": request_id, "outcome": outcome, "tier": pending.group, "decided_by": person,
@@ -317,7 +319,7 @@ def mark_applied(request_id: int, what: str) -> None:
     with Session(get_engine()) as s, s.begin():
         req = s.get(ApprovalRequest, request_id)
         if req is not None and req.applied_at is None:
-            req.applied_at, req.applied = utcnow(), what
+            req.applied_at, req.applied, req.open_key = utcnow(), what, None
             _audit(s, req, "applied", None, what)
 
 

@@ -137,6 +137,10 @@ def test_shortages_become_requests_approved_by_policy_with_sod_delegation_and_es
     assert done["status"] == "approved" and done["tiers"][0]["decided_by"] == "north.manager"
     assert done["applied"] == "purchase order confirmed; EDI dispatch pending"
     assert client.read("purchase.order", [purchase["record"]["id"]], ["state"])[0]["state"] == "purchase"
+    # The sync's replenishment pass counts what is on its way in: the confirmed transfer and
+    # the PO's receipt close their shortages, so neither product gets a second request.
+    for pid in (transfer["product_id"], purchase["product_id"]):
+        assert len([r for r in approvals.search(site="NORTH") if r["product_id"] == pid]) == 1
 
     # 5. Segregation of duties on a human requester: the branch user's own PO (drafted above
     #    the double validation amount) cannot be approved by them, even as a category approver.
