@@ -118,3 +118,40 @@ def test_an_overdue_tier_escalates_once(store_url: str) -> None:
     assert approvals.overdue(now) == []
     assert approvals.stats(now)["escalations"] == {"NORTH": 1}
     assert approvals.stats(now)["oldest_pending_seconds"]["NORTH"] >= 30 * 3600 - 1
+
+
+def test_the_approvals_commands(store_url: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from siteops.cli import app
+    from siteops.store import approvals
+
+    rid, _ = new()
+    approvals.set_record(rid, "purchase.order", 41, created_by="admin")
+    runner = CliRunner()
+    result = runner.invoke(app, ["approvals", "--site", "north", "--status", "pending", "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert {k: row[k] for k in ("id", "site", "kind", "status", "requested_by", "record")} == {
+        "id": rid, "site": "NORTH", "kind": "purchase", "status": "pending", "requested_by": "admin",
+        "record": {"model": "purchase.order", "id": 41}}
+    assert [(t["group"], t["status"], t["decided_by"]) for t in row["tiers"]] == [
+        ("category_management", "pending", None), ("finance", "waiting", None)]
+    assert row["tiers"][0]["deadline"]
+    shown = runner.invoke(app, ["approvals", "show", str(rid)])
+    assert shown.exit_code == 0 and "routed by rule purchase-above-limit" in shown.output
+    # Refusals exit 3 and say why, before any message is sent.
+    refused = runner.invoke(app, ["approvals", "decide", str(rid), "--approve", "--as", "admin"])
+    assert refused.exit_code == 3 and "admin requested this approval" in refused.output
+    assert runner.invoke(app, ["approvals", "decide", "999", "--reject", "--as", "cat.a"]).exit_code == 3
+    both = runner.invoke(app, ["approvals", "decide", str(rid), "--approve", "--reject", "--as", "cat.a"])
+    assert both.exit_code == 2 and "exactly one" in both.output
+    assert runner.invoke(app, ["approvals", "--status", "stuck"]).exit_code == 2
+    past = runner.invoke(app, ["approvals", "delegate", "cat.a", "cat.b", "--until", "2001-01-01"])
+    assert past.exit_code == 2 and "in the past" in past.output
+    assert "not a date" in runner.invoke(app, ["approvals", "delegate", "cat.a", "cat.b", "--until", "soon"]).output
+    assert approvals.active_delegations() == {}
+    audit = runner.invoke(app, ["approvals", "audit", "--person", "admin", "--json"])
+    assert [a["action"] for a in json.loads(audit.output)] == ["requested", "refused"]
