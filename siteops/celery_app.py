@@ -45,6 +45,7 @@ app = SiteopsCelery(
         "siteops.tasks.edi",
         "siteops.tasks.reconcile",
         "siteops.tasks.triage",
+        "siteops.tasks.approvals",
         *filter(None, settings.task_modules.split(",")),
     ],
 )

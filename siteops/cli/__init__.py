@@ -151,4 +151,14 @@ def main() -> None:
 
 
 # The commands register themselves on the app when their modules load.
-from siteops.cli import edi, ingress, jobs, processes, reconcile, scans, shipping, triage  # noqa: E402, F401
+from siteops.cli import (  # noqa: E402, F401
+    approvals,
+    edi,
+    ingress,
+    jobs,
+    processes,
+    reconcile,
+    scans,
+    shipping,
+    triage,
+)

@@ -140,7 +140,7 @@ def report_sites(
         table = Table(title=f"Sites compared (rates over {days} days)")
         for col in ("site", "aging transfers", "overdue receipts", "stock anomalies", "aging backorders",
                     "median transfer age", "median receipt lateness", "failures", "retries", "dead letters",
-                    "stalest scan", "top priority"):
+                    "stalest scan", "top priority", "approval cycle", "approvals pending"):
             table.add_column(col, justify="right")
         for s in stats:
             table.add_row(
@@ -149,7 +149,8 @@ def report_sites(
                 "-" if s.median_receipt_late_d is None else f"{s.median_receipt_late_d:g} d",
                 f"{100 * s.failure_rate:.1f}%", f"{100 * s.retry_rate:.1f}%", str(s.dead_letters),
                 fmt_age(s.stalest_scan_age_s),
-                "-" if s.top_finding is None else f"{s.top_priority:g} (#{s.top_finding})")
+                "-" if s.top_finding is None else f"{s.top_priority:g} (#{s.top_finding})",
+                "-" if s.approval_cycle_s is None else fmt_age(s.approval_cycle_s), str(s.approvals_pending))
         out.print(table)
     if out_file is not None:
         try:

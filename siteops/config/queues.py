@@ -81,6 +81,7 @@ AREAS: Mapping[str, Area] = MappingProxyType({
     "siteops.alerts": Area(SITE),
     "siteops.events": Area(SITE),  # Odoo record changes from the ingress and the catch-up
     "siteops.replenish": Area(SITE, open=True),  # shortages -> transfer or purchase requests
+    "siteops.approvals": Area(SITE, open=True),  # approval tiers: decisions, escalation, outcome in Odoo
     "siteops.shipping": Area(SITE, open=True),  # carriers
     "siteops.edi": Area(SITE, open=True),
     "siteops.triage": Area(SITE),  # inbound customer messages (siteops/triage)

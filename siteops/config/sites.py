@@ -25,7 +25,7 @@ from siteops.config.queues import TASKS, UnknownSite, site_queue
 # queue names, metric labels and Odoo codes read the same everywhere.
 SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{0,4}$")
 SITE_KEYS = frozenset({"name", "odoo_warehouse", "responsible", "escalate_to", "timezone"})
-POLICY_KEYS = frozenset({"site_tunable", "defaults", "retry"})
+POLICY_KEYS = frozenset({"site_tunable", "defaults", "retry", "approvals"})
 RETRY_DEFAULTS: Mapping[str, float | int] = MappingProxyType(
     {
         "max_retries": 5,
@@ -97,6 +97,7 @@ class Registry:
     site_tunable: frozenset[str]
     retry: RetryPolicy
     sites: Mapping[str, Site]
+    approvals: Any = None  # siteops.config.approvals.ApprovalPolicy
 
     def __iter__(self) -> Iterator[Site]:
         return iter(self.sites.values())
@@ -285,12 +286,15 @@ def parse_registry(data: Mapping[str, Any], path: Path) -> Registry:
             params=_freeze(params),
             overrides=frozenset(overrides),
         )
+    from siteops.config.approvals import parse_approvals
+
     return Registry(
         path=path,
         defaults=_freeze(dict(defaults)),
         site_tunable=frozenset(tunable),
         retry=retry,
         sites=MappingProxyType(sites),
+        approvals=parse_approvals(f, policy.get("approvals"), defaults, tuple(sites)),
     )
 
 

@@ -139,6 +139,7 @@ class SiteopsCollector(Collector):
             dead.add_metric([site or "", task], n)
         yield dead
         yield from self._findings()
+        yield from self._approvals()
 
     def _findings(self) -> Iterator[Metric]:
         from siteops.rules.findings import KINDS
@@ -156,6 +157,31 @@ class SiteopsCollector(Collector):
             fresh.add_metric([site, kind], when.timestamp())
         yield open_
         yield fresh
+
+
+    def _approvals(self) -> Iterator[Metric]:
+        from siteops.store import approvals
+
+        numbers = approvals.stats()
+        pending = GaugeMetricFamily("siteops_approvals_pending", "Approval tiers pending a decision.",
+                                    labels=["site", "group"])
+        oldest = GaugeMetricFamily("siteops_approvals_oldest_pending_age_seconds",
+                                   "Age of the site's oldest pending approval request.", labels=["site"])
+        escalations = GaugeMetricFamily("siteops_approvals_escalations", "Approval tiers escalated (all time).",
+                                        labels=["site"])
+        refusals = GaugeMetricFamily("siteops_approvals_sod_refusals",
+                                     "Decisions refused by segregation of duties (all time).", labels=["site"])
+        cycle = GaugeMetricFamily("siteops_approvals_cycle_seconds", "Mean time from request to decision.",
+                                  labels=["site"])
+        for row in numbers["pending"]:
+            pending.add_metric([row["site"], row["group"]], row["count"])
+        for code in self.registry.codes:  # zeros too: "nothing waiting" is a value
+            oldest.add_metric([code], numbers["oldest_pending_seconds"].get(code, 0.0))
+            escalations.add_metric([code], numbers["escalations"].get(code, 0))
+            refusals.add_metric([code], numbers["sod_refusals"].get(code, 0))
+            if code in numbers["cycle_seconds"]:
+                cycle.add_metric([code], numbers["cycle_seconds"][code])
+        yield from (pending, oldest, escalations, refusals, cycle)
 
 
 def build_registry(registry: Registry, client: redis.Redis, *, store: bool = True) -> CollectorRegistry:

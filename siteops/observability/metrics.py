@@ -57,3 +57,8 @@ HOUSEKEEPING_ACTIONS = Counter(
     "Things housekeeping jobs acted on (e.g. lost messages put back), by job.",
     ["job"],
 )
+APPROVAL_DECISIONS = Counter(
+    "siteops_approval_decisions_total",
+    "Approval decisions by channel (cli, odoo) and outcome (tier_approved, approved, rejected, refused_<why>).",
+    ["via", "outcome"],
+)

@@ -114,7 +114,25 @@ def build_beat_schedule(registry: Any) -> dict[str, dict[str, Any]]:
     entries.update(event_entries(registry))
     entries.update(shipping_entries(registry))
     entries.update(edi_beat_entries(registry))
+    entries.update(approval_entries(registry))
     return entries
+
+
+#: Minutes between approval passes (activities marked done in Odoo, human drafts, owed steps).
+APPROVALS_SYNC_MINUTES = 2
+
+
+def approval_entries(registry: Any) -> dict[str, dict[str, Any]]:
+    """One approvals sync per site (siteops.services.approvals), staggered by a minute per site."""
+    return {
+        f"approvals:{site.code}:sync": {
+            "task": "siteops.approvals.sync",
+            "schedule": _every(APPROVALS_SYNC_MINUTES, offset=index),
+            "args": [site.code],
+            "options": {"queue": site_queue(site.code), "expires": APPROVALS_SYNC_MINUTES * 60 * 0.9},
+        }
+        for index, site in enumerate(registry)
+    }
 
 
 #: Minutes between catch-up passes over Odoo changes that no webhook announced.

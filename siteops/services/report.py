@@ -39,6 +39,8 @@ class SiteStats:
     #: The open finding to look at first (siteops.rules.priority: severity, age, value).
     top_priority: float = 0.0
     top_finding: int | None = None
+    approval_cycle_s: float | None = None  # mean request -> decision time; None: nothing decided yet
+    approvals_pending: int = 0
 
     @property
     def open_total(self) -> int:
@@ -78,6 +80,15 @@ def collect(codes: list[str], *, days: int = 7, now: dt.datetime | None = None) 
             if site in stats:
                 stats[site].dead_letters = int(n)
     fresh = {(site, kind): when for site, kind, when in upkeep.last_success()}
+    from siteops.store import approvals
+
+    numbers = approvals.stats(now)
+    for code, seconds in numbers["cycle_seconds"].items():
+        if code in stats:
+            stats[code].approval_cycle_s = round(seconds, 1)
+    for row in numbers["pending"]:
+        if row["site"] in stats:
+            stats[row["site"]].approvals_pending += row["count"]
     for code, st in stats.items():
         st.median_transfer_age_h = _median(ages[code])
         st.median_receipt_late_d = _median(lateness[code])
@@ -109,6 +120,7 @@ def rows(stats: list[SiteStats]) -> list[dict[str, Any]]:
         "runs": s.runs, "failure_rate": round(s.failure_rate, 4), "retry_rate": round(s.retry_rate, 4),
         "dead_letters": s.dead_letters, "stalest_scan_age_seconds": s.stalest_scan_age_s,
         "top_priority": s.top_priority, "top_finding": s.top_finding,
+        "approval_cycle_seconds": s.approval_cycle_s, "approvals_pending": s.approvals_pending,
     } for s in stats]
 
 

@@ -221,6 +221,7 @@ class ScanRun(Base):
 # Tables that live with their API, in their own modules (imported here so that every
 # process that loads the models knows the whole schema).
 import siteops.store.alert_debts  # noqa: E402  (the alert ledger: findings owe alerts)
+import siteops.store.approvals  # noqa: E402  (approval requests, tiers, delegations, audit)
 import siteops.store.events  # noqa: E402  (odoo events seen, catch-up watermarks)
 import siteops.store.exchanges  # noqa: E402  (EDI exchanges and control numbers)
 import siteops.store.messages  # noqa: E402  (triage: inbound customer messages, corrections)

@@ -30,6 +30,13 @@ GAUGES_AND_COUNTERS = {
     "siteops_carrier_labels_bought_total",
     "siteops_carrier_tracking_updates_total",
     "siteops_carrier_webhooks_total",
+    # siteops.observability.exporter._approvals (from the approvals store)
+    "siteops_approvals_pending",
+    "siteops_approvals_oldest_pending_age_seconds",
+    "siteops_approvals_escalations",
+    "siteops_approvals_sod_refusals",
+    "siteops_approvals_cycle_seconds",
+    "siteops_approval_decisions_total",
     "flower_worker_online",
     "flower_events_total",
 }

@@ -333,21 +333,43 @@ def test_picking_buttons_change_state_and_stock(fresh_odoo: odoorpc.ODOO) -> Non
     assert left == quant["quantity"] - 4
 
 
-def test_purchase_confirm_and_approve(fresh_odoo: odoorpc.ODOO) -> None:
+def test_purchase_double_validation_as_odoo_17(fresh_sim: OdooSim, fresh_odoo: odoorpc.ODOO) -> None:
+    """Above the company's amount a buyer's confirm waits in `to approve` and their
+    button_approve silently skips it; a Purchase Manager (admin) bypasses the limit."""
     odoo = fresh_odoo
     PO = odoo.env["purchase.order"]
     in_type = odoo.execute_kw("stock.picking.type", "search", [[("code", "=", "incoming")]], {"limit": 1})[0]
     product = odoo.env["product.product"].search([("standard_price", ">", 1)], limit=1)[0]
-    small = PO.create({"partner_id": 1, "picking_type_id": in_type,
-                       "order_line": [(0, 0, {"product_id": product, "product_qty": 1, "price_unit": 10})]})
-    big = PO.create({"partner_id": 1, "picking_type_id": in_type,
-                     "order_line": [(0, 0, {"product_id": product, "product_qty": 100, "price_unit": 500})]})
-    odoo.execute_kw("purchase.order", "button_confirm", [[small, big]])
+
+    def order(qty: int) -> int:
+        return PO.create({"partner_id": 1, "picking_type_id": in_type,
+                          "order_line": [(0, 0, {"product_id": product, "product_qty": qty, "price_unit": 500})]})
+
+    small, big, managers = order(1), order(100), order(100)
+    buyer = odoorpc.ODOO(fresh_sim.host, port=fresh_sim.port, timeout=10)
+    login = next(u["login"] for u in odoo.execute_kw("res.users", "search_read", [[("login", "like", ".manager")]],
+                                                     {"fields": ["login"]}))
+    buyer.login("demo", login, login)
+    buyer.execute_kw("purchase.order", "button_confirm", [[small, big]])
     states = {r["id"]: r["state"] for r in PO.read([small, big], ["state"])}
     assert states == {small: "purchase", big: "to approve"}  # two-step approval above 10,000
+    assert buyer.execute_kw("purchase.order", "button_approve", [[big]]) == {}  # skipped, no error
+    assert PO.read([big], ["state"])[0]["state"] == "to approve"
     odoo.execute_kw("purchase.order", "button_approve", [[big]])
     rec = PO.read([big], ["state", "date_approve", "picking_ids"])[0]
     assert rec["state"] == "purchase" and rec["date_approve"] and len(rec["picking_ids"]) == 1
+    odoo.execute_kw("purchase.order", "button_confirm", [[managers]])  # a manager confirms in one step
+    assert PO.read([managers], ["state"])[0]["state"] == "purchase"
+
+
+def test_supplier_info_ranks_vendors_by_sequence(fresh_odoo: odoorpc.ODOO) -> None:
+    odoo = fresh_odoo
+    rows = odoo.execute_kw("product.supplierinfo", "search_read", [[]],
+                           {"fields": ["product_id", "partner_id", "sequence", "price"], "limit": 50})
+    assert rows and all(r["partner_id"] and r["product_id"] for r in rows)
+    first = rows[0]["product_id"][0]
+    ranked = [r["sequence"] for r in rows if r["product_id"][0] == first]
+    assert ranked == sorted(ranked)
 
 
 def test_apply_inventory(fresh_odoo: odoorpc.ODOO) -> None:

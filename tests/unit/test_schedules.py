@@ -25,11 +25,15 @@ def test_the_demo_network_gets_a_scan_per_site_and_kind() -> None:
     minutes = {scans[f"scan:{s}:aging_transfers"]["schedule"]._orig_minute for s in ("CW", "NORTH", "SOUTH", "EAST")}
     assert len(minutes) == 4
     # Lost-work recovery runs inside the platform worker (housekeeping), not from beat:
-    # beat holds only site work (scans, the Odoo catch-up, shipping), every entry on a site
-    # queue with `expires`, so Flower and the audit trail show the work operators look for.
+    # beat holds only site work (scans, the Odoo catch-up, shipping, EDI, approvals), every entry
+    # on its site's queue with `expires`, so Flower and the audit trail show the work operators look for.
+    assert {name.split(":")[0] for name in entries} == {"scan", "events", "shipping", "edi", "approvals"}
+    assert all(e["args"] and e["options"]["queue"] == f"site.{e['args'][0]}" for e in entries.values())
+    approvals = {name: e for name, e in entries.items() if name.startswith("approvals:")}
+    assert {e["args"][0] for e in approvals.values()} == {"CW", "NORTH", "SOUTH", "EAST", "WEB"}
+    assert all(e["task"] == "siteops.approvals.sync" for e in approvals.values())
     assert not any(e["task"] == "siteops.ops.recover_lost" for e in entries.values())
     assert all(e["options"]["queue"].startswith("site.") and e["options"]["expires"] > 0 for e in entries.values())
-    assert {name.split(":")[0] for name in entries} <= {"scan", "events", "shipping", "edi"}
 
 
 def test_a_scan_switched_off_for_one_site_and_odd_intervals(tmp_path: Path) -> None:

@@ -325,24 +325,39 @@ def _receipt(env: Env, order: dict[str, Any]) -> None:
     picking_assign(env, pickings, [pid])
 
 
+def _approval_allowed(env: Env, order: dict[str, Any]) -> bool:
+    """Odoo 17's purchase.order._approval_allowed: one-step validation, an amount below the
+    company's double validation amount (converted to the order's currency: the simulator
+    has one currency, so the conversion is the identity), or a Purchase Manager."""
+    company = _row(env, "res.company", order.get("company_id"))
+    if company.get("po_double_validation", "one_step") == "one_step":
+        return True
+    if order.get("amount_total", 0.0) < company.get("po_double_validation_amount", 0.0):
+        return True
+    refs = env.db.tables["ir.model.data"]
+    manager = next((refs.rows[r]["res_id"] for r in refs.lookup("name", "group_purchase_manager")
+                    if refs.rows[r].get("module") == "purchase"), None)
+    groups = _row(env, "res.users", env.uid).get("groups_id") or ()
+    return manager is not None and manager in groups
+
+
 def po_confirm(env: Env, table: Table, ids: list[int]) -> bool:
     for oid in ids:
         order = table.rows[oid]
         if order.get("state", "draft") not in ("draft", "sent"):
             continue
-        company = _row(env, "res.company", order.get("company_id"))
-        if (company.get("po_double_validation") == "two_step"
-                and order.get("amount_total", 0.0) >= company.get("po_double_validation_amount", 0.0)):
-            table.update(oid, {"state": "to approve"})
+        if _approval_allowed(env, order):
+            po_approve(env, table, [oid])
         else:
-            po_approve(env, table, [oid], force=True)
+            table.update(oid, {"state": "to approve"})
     return True
 
 
 def po_approve(env: Env, table: Table, ids: list[int], force: bool = False) -> dict[str, Any]:
+    # As in Odoo 17, orders the user may not approve are skipped without an error.
     for oid in ids:
         order = table.rows[oid]
-        if order.get("state", "draft") not in ("to approve", "draft", "sent"):
+        if order.get("state", "draft") not in ("to approve", "draft", "sent") or not _approval_allowed(env, order):
             continue
         table.update(oid, {"state": "purchase", "date_approve": now_str()})
         _receipt(env, table.rows[oid])

@@ -99,6 +99,15 @@ class Generator:
                  now: datetime | None = None, db_name: str = "demo", login: str = "admin",
                  password: str = "admin", api_key: str = "admin") -> None:
         self.sites = _sites(sites)
+        self.approvals = getattr(sites, "approvals", None)
+        if self.approvals is None:  # a list of sites: the approvers of sites.toml, if it loads
+            try:
+                from siteops.config.sites import load_registry
+
+                self.approvals = load_registry().approvals
+            except Exception:  # the registry is optional for the simulator
+                self.approvals = None
+        self.central = str((getattr(sites, "defaults", None) or {}).get("central_site", "CW"))
         if not self.sites:
             raise ValueError("the data set needs at least one site")
         self.rng = random.Random(seed)
@@ -134,9 +143,13 @@ class Generator:
         self._base()
         self._catalog()
         self._partners()
+        self.site_stocked: dict[str, list[int]] = {}
         for site in self.sites:
             self._site(site)
+            self.site_stocked[site.code] = list(self.stocked)
+        self._replenishment()
         self.truth = {
+            "replenishment": self.replenishment_truth,
             "seed": self.seed, "scale": self.scale, "odoo_version": self.version,
             "now": self.now.strftime(DT), "db": self.db.name, "definitions": DEFINITIONS,
             "plant_factor": PLANT_FACTOR, "healthy_factor": HEALTHY_FACTOR,
@@ -598,6 +611,72 @@ class Generator:
                      activity_type_id=todo, summary="Chase vendor confirmation", user_id=rng.choice(self.users),
                      date_deadline=self.ts(timedelta(days=rng.randint(-3, 7)))[:10])
 
+
+    def _replenishment(self) -> None:
+        """Approval equipment, planted after every site is built and with its own random
+        stream, so the data set the other tests know is unchanged: approver users, the
+        Purchase Manager group (admin), supplier info for every storable product, shortages
+        at the branches (some the central warehouse covers, some it does not), and the
+        purchase orders branch users drafted above the double validation amount."""
+        rng = random.Random(self.seed * 7919 + 13)
+        db = self.db
+        users = db.tables["res.users"]
+        group = self.ins("res.groups", name="Manager", full_name="Purchase / Manager")
+        self.xmlid("purchase", "group_purchase_manager", "res.groups", group)
+        users.update(next(iter(users.lookup("login", self.creds[0]))), {"groups_id": [group]})
+        logins: list[str] = []
+        for g in (getattr(self.approvals, "groups", None) or {}).values():
+            logins += [m for m in g.members if ":" not in m] + [g.escalate_to]
+        for login in dict.fromkeys(logins):
+            if users.lookup("login", login):
+                continue
+            name = login.replace(".", " ").title()
+            partner = self.ins("res.partner", name=name, complete_name=name, company_id=1,
+                               email=f"{login}@siteops.example")
+            uid = self.ins("res.users", name=name, login=login, partner_id=partner, company_id=1, company_ids=(1,),
+                           tz="Europe/Brussels", email=f"{login}@siteops.example")
+            db.passwords[uid] = login
+        products = db.tables["product.product"].rows
+        for i, vendor in enumerate(self.vendors):
+            db.tables["res.partner"].update(vendor, {"x_vendor_class": "new" if i % 7 == 6 else "approved"})
+        for pid in self.storable:
+            for seq, vendor in enumerate(rng.sample(self.vendors, min(2, len(self.vendors)))):
+                cost = products[pid]["standard_price"]
+                self.ins("product.supplierinfo", partner_id=vendor, product_id=pid, sequence=seq + 1, min_qty=0.0,
+                         price=round(cost * (1 + 0.05 * seq), 2), delay=rng.randint(3, 10), company_id=1)
+        # The buyer drafted the order: Odoo's create_uid is theirs (segregation of duties reads it).
+        orders = db.tables["purchase.order"]
+        for oid, row in orders.rows.items():
+            if row.get("state") == "to approve" and row.get("user_id"):
+                orders.update(oid, {"create_uid": row["user_id"]})
+        truth: dict[str, dict[str, list[int]]] = {}
+        central = next((s for s in self.sites if s.code == self.central), None)
+        wh_rows = db.tables["stock.warehouse"]
+        wh_of = {wh_rows.rows[w]["code"]: wh_rows.rows[w] for w in wh_rows.rows}
+        central_stocked = set(self.site_stocked.get(self.central, ()))
+        taken: set[int] = set()
+        for site in self.sites:
+            if central is None or site.code == self.central:
+                continue
+            wh = wh_of[site.odoo_warehouse]
+            free = [p for p in self.storable if p not in self.site_stocked[site.code] and p not in central_stocked
+                    and p not in taken]
+            rng.shuffle(free)
+            covered, uncovered = free[:2], free[2:3]
+            taken.update(covered + uncovered)
+            for pid in covered + uncovered:
+                low = float(rng.randint(10, 30))
+                self.ins("stock.warehouse.orderpoint", name=db.next_name("OP/"), warehouse_id=wh["id"],
+                         location_id=wh["lot_stock_id"], product_id=pid, company_id=1, product_min_qty=low,
+                         product_max_qty=low * 4, qty_multiple=5.0, trigger="manual")
+                self.ins("stock.quant", product_id=pid, location_id=wh["lot_stock_id"], company_id=1,
+                         quantity=float(rng.randint(0, int(low) - 1)), reserved_quantity=0.0, in_date=self._done_date())
+            cw = wh_of[central.odoo_warehouse]
+            for pid in covered:  # plenty at the central warehouse, above its own minimum
+                self.ins("stock.quant", product_id=pid, location_id=cw["lot_stock_id"], company_id=1,
+                         quantity=float(rng.randint(400, 600)), reserved_quantity=0.0, in_date=self._done_date())
+            truth[site.code] = {"covered": covered, "uncovered": uncovered}
+        self.replenishment_truth = truth
 
 def _median_mad(values: list[float]) -> tuple[float, float]:
     med = statistics.median(values)

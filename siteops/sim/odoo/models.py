@@ -260,6 +260,12 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         char("email"), sel("tz", [("UTC", "UTC"), ("Europe/Brussels", "Europe/Brussels"),
                                  ("America/New_York", "America/New_York")], "Timezone"),
         char("lang", default="en_US"), boolean("share", "Share User"),
+        m2m("groups_id", "res.groups", "Groups"),
+    ])
+    # Access groups, for the one check the simulator makes: purchase double validation
+    # (`purchase.group_purchase_manager` bypasses it, as in Odoo 17's _approval_allowed).
+    _add(M, ModelDef("res.groups", "Access Groups", order="name"), [
+        char("name", "Name", required=True), char("full_name", "Group Name"),
     ])
     _add(M, ModelDef("res.partner", "Contact", order="complete_name ASC, id DESC", rec_name="complete_name",
                      rec_names_search=("complete_name", "email", "ref"), parent_name="parent_id",
@@ -278,6 +284,8 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         integer("supplier_rank"), integer("customer_rank"),
         # A custom field (Odoo's x_ prefix) the demo uses for the customer's service tier.
         sel("x_tier", [("gold", "Gold"), ("silver", "Silver"), ("standard", "Standard")], "Customer Tier"),
+        # A custom (Studio-style) field: the vendor class the approval matrix routes by.
+        char("x_vendor_class", "Vendor Class"),
     ])
     _add(M, ModelDef("product.category", "Product Category", order="complete_name", rec_name="complete_name",
                      parent_name="parent_id"), [
@@ -309,6 +317,15 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         product_fields.append(boolean("is_storable", "Track Inventory"))
     _add(M, ModelDef("product.product", "Product", order="priority desc, default_code, name, id",
                      rec_names_search=("default_code", "name", "barcode"), mail_thread=True), product_fields)
+    # Vendor pricelists (purchase's supplier info). Odoo keys it on the template; the
+    # simulator has no templates, so product_id (which 17 also has) carries it.
+    _add(M, ModelDef("product.supplierinfo", "Supplier Pricelist", order="sequence, min_qty DESC, price, id"), [
+        m2o("partner_id", "res.partner", "Vendor", required=True), char("product_name", "Vendor Product Name"),
+        char("product_code", "Vendor Product Code"), integer("sequence", default=1),
+        flt("min_qty", "Quantity"), money("price", "Price"), integer("delay", "Delivery Lead Time", default=1),
+        m2o("product_id", "product.product", "Product Variant"), m2o("company_id", "res.company", "Company"),
+        date("date_start", "Start Date"), date("date_end", "End Date"),
+    ])
     _add(M, ModelDef("stock.warehouse", "Warehouse", order="sequence,id"), [
         char("name", "Warehouse", required=True), char("code", "Short Name", required=True, index=True),
         m2o("company_id", "res.company", "Company", required=True), m2o("partner_id", "res.partner", "Address"),

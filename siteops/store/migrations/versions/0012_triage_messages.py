@@ -1,7 +1,7 @@
 """triage: inbound customer messages (stored once by message id) and human corrections
 
 Revision ID: 0012
-Revises: 0013
+Revises: 0011
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ revision = "0012"
 # The brief says "0002" and the lead re-chains at merge; on this branch the chain's head is
 # 0013 (merged before this one), and two heads would stop `siteops db upgrade` ("head"),
 # so it chains after it: stores already at 0013 upgrade without a branch.
-down_revision = "0013"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,148 @@
+"""Replenishment decisions: pure rules, no I/O.
+
+For a site's products below their orderpoint minimum, `propose_replenishment` proposes an
+internal transfer from the central warehouse when the central warehouse can spare enough
+(its free quantity less its own minimum covers the need), otherwise a purchase order to
+the product's preferred supplier (`product.supplierinfo`, lowest sequence). `siteops
+reconcile stock` calls the same function, so the two never disagree on what is short.
+
+Quantities follow Odoo's orderpoint arithmetic: order up to the maximum (at least up to
+the minimum), rounded UP to the orderpoint's multiple. A product and site that already
+have an open request get no second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+TRANSFER = "transfer"
+PURCHASE = "purchase"
+
+
+@dataclass(frozen=True)
+class Orderpoint:
+    """One `stock.warehouse.orderpoint` of the short site, with the site's forecast stock."""
+
+    product_id: int
+    min_qty: float
+    max_qty: float
+    multiple: float
+    #: What the site has (on hand, or forecast when known) at the orderpoint's location.
+    available: float
+    unit_cost: float = 0.0
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class CentralStock:
+    """What the central warehouse holds of one product."""
+
+    free_qty: float  # on hand less reserved
+    min_qty: float = 0.0  # its own orderpoint minimum: never given away
+
+
+@dataclass(frozen=True)
+class Supplier:
+    """One `product.supplierinfo` row."""
+
+    partner_id: int
+    sequence: int = 10
+    price: float = 0.0
+    delay_days: int = 0
+    vendor_class: str = ""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    kind: str  # transfer | purchase
+    site: str
+    product_id: int
+    quantity: float
+    amount: float
+    #: transfer: the central site code; purchase: the supplier's partner id.
+    source_site: str | None
+    partner_id: int | None
+    scheduled: dt.date
+    category: str
+    vendor_class: str
+    why: str
+
+    @property
+    def key(self) -> str:
+        """One open request per product and site (the business key of the request)."""
+        return f"replenish:{self.site}:{self.product_id}"
+
+
+def order_quantity(op: Orderpoint) -> float:
+    """How much to order for `op` (0 when not below its minimum): up to the maximum, a
+    multiple of `multiple` (rounded up, as Odoo's `_get_multiple_rounding` does)."""
+    if op.available >= op.min_qty:
+        return 0.0
+    target = max(op.max_qty, op.min_qty)
+    need = target - op.available
+    multiple = op.multiple if op.multiple > 0 else 1.0
+    return float(math.ceil(round(need / multiple, 9)) * multiple)
+
+
+def preferred_supplier(suppliers: Iterable[Supplier]) -> Supplier | None:
+    """Lowest sequence wins; ties by partner id (stable)."""
+    ranked = sorted(suppliers, key=lambda s: (s.sequence, s.partner_id))
+    return ranked[0] if ranked else None
+
+
+def propose_replenishment(
+    site: str,
+    orderpoints: Iterable[Orderpoint],
+    *,
+    central_site: str,
+    central: Mapping[int, CentralStock],
+    suppliers: Mapping[int, Iterable[Supplier]],
+    open_products: Iterable[int] = (),
+    lead_time_days: float = 0,
+    today: dt.date,
+) -> tuple[list[Proposal], list[str]]:
+    """Proposals for `site`'s products below their minimum, and a note per product skipped.
+
+    Inputs (all plain data; the caller reads Odoo and the store):
+    - `orderpoints`: the site's orderpoints with what the site has of each product;
+    - `central_site`: policy's central warehouse (`[policy.defaults] central_site`); the
+      central site itself is never replenished from itself (it always buys);
+    - `central`: product id -> the central warehouse's free quantity and own minimum;
+    - `suppliers`: product id -> its `product.supplierinfo` rows;
+    - `open_products`: products with a request still open for this site (not duplicated);
+    - `lead_time_days`: the site's lead time (policy, site-tunable) for the transfer date;
+      a purchase uses the supplier's own delay when it has one.
+    """
+    open_set = set(open_products)
+    proposals: list[Proposal] = []
+    skipped: list[str] = []
+    for op in orderpoints:
+        qty = order_quantity(op)
+        if qty <= 0:
+            continue
+        if op.product_id in open_set:
+            skipped.append(f"product {op.product_id}: a request is already open")
+            continue
+        stock = central.get(op.product_id)
+        spare = (stock.free_qty - stock.min_qty) if stock is not None else 0.0
+        if site != central_site and spare >= qty:
+            proposals.append(Proposal(
+                TRANSFER, site, op.product_id, qty, round(qty * op.unit_cost, 2), central_site, None,
+                today + dt.timedelta(days=math.ceil(lead_time_days)), op.category, "",
+                f"{op.available:g} < min {op.min_qty:g}; {central_site} can spare {spare:g}"))
+            continue
+        supplier = preferred_supplier(suppliers.get(op.product_id, ()))
+        if supplier is None:
+            skipped.append(f"product {op.product_id}: short by {qty:g}, {central_site} can spare {spare:g} "
+                           "and no supplier is set (product.supplierinfo)")
+            continue
+        price = supplier.price or op.unit_cost
+        days = supplier.delay_days or lead_time_days
+        proposals.append(Proposal(
+            PURCHASE, site, op.product_id, qty, round(qty * price, 2), None, supplier.partner_id,
+            today + dt.timedelta(days=math.ceil(days)), op.category, supplier.vendor_class,
+            f"{op.available:g} < min {op.min_qty:g}; {central_site} can spare {max(spare, 0):g} of {qty:g}"))
+    return proposals, skipped
