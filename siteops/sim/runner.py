@@ -398,6 +398,7 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
     if "ingress" not in skip:
         # The ingress: Odoo's automation webhooks and the carrier's tracking webhooks.
         env["SITEOPS_INGRESS_ODOO_TOKEN_FILE"] = str(secret_file(var, "ingress-odoo-token"))
+        env["SITEOPS_INGRESS_MESSAGES_TOKEN_FILE"] = str(secret_file(var, "ingress-messages-token"))
         sims.append(Child("ingress", [*siteops, "ingress", "--port", str(ingress_port)], logs / "ingress.log"))
     platform = [] if "platform" in skip else [
         Child("worker platform", [*siteops, "worker", "--platform", "-c", "1"], logs / "worker-platform.log")]
@@ -460,6 +461,9 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
                 from siteops.sim.carrier.run import first_labels
 
                 first_labels(codes)  # labels for the demo's ready pickings, soon after the first scans
+            if "ingress" not in skip:
+                sup.wait(lambda: _http_ok(f"http://127.0.0.1:{ingress_port}/healthz"), 60, "the ingress")
+                _sample_messages(f"http://127.0.0.1:{ingress_port}", var / "ingress-messages-token")
         _print_summary(settings.broker_url, flower_port if "flower" not in skip else None,
                        exporter_port if "exporter" not in skip else None, auth_file, var, children)
         if use_odoo_sim:
@@ -510,7 +514,24 @@ def _first_scans(codes: list[str], env: dict[str, str], *, edi: bool = True) -> 
             app.tasks[f"siteops.scan.{kind}"].delay(code)
         if edi:
             app.tasks["siteops.edi.scan_orders"].delay(code)  # confirmed orders to EDI partners go out now
+        # Shortages and people's drafts become approval requests now, not at beat's next slot.
+        app.tasks["siteops.approvals.sync"].delay(code)
     console.print("first scans enqueued for every site: `siteops findings` shows what they found")
+
+
+def _sample_messages(ingress_url: str, token_file: Path) -> None:
+    """A few demo customer messages through the ingress, as an inbox would send them: they
+    are classified, linked and routed (or held for review) by the workers. Fixed message
+    ids, so a second `make run` adds nothing."""
+    from siteops.triage.samples import post_samples
+
+    try:
+        answers = post_samples(ingress_url, token_file.read_text().strip(), n=12)
+    except (httpx.HTTPError, OSError) as exc:  # the demo goes on without them; say why
+        console.print(f"could not post the sample customer messages: {exc}", style="yellow", markup=False)
+        return
+    console.print(f"{len(answers)} sample customer messages posted to the ingress: `siteops triage` shows them",
+                  markup=False)
 
 
 def _print_summary(broker: str, flower_port: int | None, exporter_port: int | None, auth_file: Path | None,
