@@ -165,6 +165,24 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
              "an order sent, acknowledged and answered", interval=2)
         assert edi("select count(*) from edi_exchanges where direction = 'in' and state = 'error'") == 0
 
+        # Triage: the sample customer messages came in through the ingress; each is classified
+        # and routed to a site, or waits for a person when the model is unsure.
+        def cli_json(*args: str) -> list[dict]:
+            out = subprocess.run([sys.executable, "-m", "siteops.cli", *args, "--json"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=60)
+            return json.loads(out.stdout) if out.returncode == 0 else []
+
+        messages = poll(lambda: (m := cli_json("triage")) and all(x["status"] != "new" for x in m) and m, 120,
+                        "the sample messages to be triaged", interval=2)
+        assert len(messages) == 12 and {m["status"] for m in messages} <= {"routed", "review"}
+        assert any(m["status"] == "routed" for m in messages) and any(m["status"] == "review" for m in messages)
+        # Approvals: the demo's shortages and people's drafts wait for a decision, in tiers.
+        pending = poll(lambda: cli_json("approvals", "--status", "pending"), 120, "pending approval requests",
+                       interval=2)
+        assert all(r["tiers"] and r["record"]["model"] for r in pending)
+        with sqlite3.connect(var / "siteops.db") as db:
+            assert db.execute("select task_name, error_message from dead_letters").fetchall() == []
+
         # What a person sees, in a real headless Chromium (tests/e2e/screenshots.py).
         shoot_the_stack(tmp_path, env, var, flower_port, webhook_port)
     finally:
