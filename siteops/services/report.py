@@ -177,7 +177,9 @@ def _png(stats: list[SiteStats], out: Path) -> Path:
     return out
 
 
-COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f"]
+# Tableau 10: distinct for up to ten series (the finding kinds of scans, carriers, EDI and triage).
+COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+          "#bab0ac"]
 
 
 def fmt_value(value: float) -> str:
