@@ -14,8 +14,9 @@ from pathlib import Path
 from tests.conftest import _free_port
 
 #: The cheap stack: Redis, the webhook receiver and one site worker (with its pool).
-CHEAP = ("--site", "CW", "--without", "odoo", "--without", "platform", "--without", "beat",
-         "--without", "flower", "--without", "exporter", "--without", "scans")
+CHEAP = ("--site", "CW", "--without", "odoo", "--without", "carrier", "--without", "edi", "--without", "ingress",
+         "--without", "platform", "--without", "beat", "--without", "flower", "--without", "exporter",
+         "--without", "scans")
 
 
 def processes_with(marker: str) -> list[int]:
@@ -50,6 +51,8 @@ class RunStack:
     exporter_port: int = field(default_factory=_free_port)
     odoo_port: int = field(default_factory=_free_port)
     webhook_port: int = field(default_factory=_free_port)
+    carrier_port: int = field(default_factory=_free_port)
+    ingress_port: int = field(default_factory=_free_port)
     broker_port: int = field(default_factory=_free_port)
 
     @property
@@ -61,4 +64,5 @@ class RunStack:
     def argv(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "siteops.cli", "run", "--flower-port", str(self.flower_port),
                 "--exporter-port", str(self.exporter_port), "--odoo-port", str(self.odoo_port),
-                "--webhook-port", str(self.webhook_port), *extra]
+                "--webhook-port", str(self.webhook_port), "--carrier-port", str(self.carrier_port),
+                "--ingress-port", str(self.ingress_port), *extra]

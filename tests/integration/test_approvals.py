@@ -135,7 +135,8 @@ def test_shortages_become_requests_approved_by_policy_with_sod_delegation_and_es
     assert synced["decided"] == 1 and synced["human_requests"] > 0 and synced["proposed"] >= 0
     done = approvals.get(purchase["id"])
     assert done["status"] == "approved" and done["tiers"][0]["decided_by"] == "north.manager"
-    assert done["applied"] == "purchase order confirmed; EDI dispatch pending"
+    # The EDI connector is deployed here: the approved order is handed to siteops.edi.dispatch_po.
+    assert done["applied"].startswith("purchase order confirmed; EDI dispatch enqueued ")
     assert client.read("purchase.order", [purchase["record"]["id"]], ["state"])[0]["state"] == "purchase"
     # The sync's replenishment pass counts what is on its way in: the confirmed transfer and
     # the PO's receipt close their shortages, so neither product gets a second request.

@@ -37,7 +37,6 @@ def dead_letters() -> dict[int, Any]:
 
 def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
     from siteops.services.replay import replay
-    from siteops.tasks.ops import recover_lost
     from siteops.tasks.shipping import create_shipment
 
     # A short client timeout keeps pool processes from idling through the timeouts under test.
@@ -67,7 +66,6 @@ def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
                 victim.kill_whole()
                 kills += 1
                 victim = stack.worker(*SITES, concurrency=3, wait=False)
-            recover_lost.delay()  # what beat does every 10 s
             refs, dead = refs_of(ids), dead_letters()
             return kills == 2 and all(refs[pid] or pid in dead for pid in ids)
 
