@@ -103,23 +103,3 @@ def test_a_closed_stdout_never_stops_the_shutdown(tmp_path: Path) -> None:
         if run.poll() is None:
             run.kill()
     assert_nothing_left(stack, timeout=5)
-
-
-def sigkill_supervisor(tmp_path: Path, *extra: str) -> None:
-    stack = RunStack(tmp_path / "var")
-    log = tmp_path / "run.out"
-    run = start(stack, log, *extra)
-    try:
-        wait_running(run, log, stack)
-        run.send_signal(signal.SIGKILL)
-        run.wait(10)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    # Nobody is left to stop them: the kernel's parent-death signal does.
-    assert_nothing_left(stack, timeout=60)
-
-
-def test_sigkill_of_the_supervisor_of_the_whole_stack_leaves_nothing(tmp_path: Path) -> None:
-    """Every part: both simulators, every site worker, the platform worker, beat, Flower, the exporter."""
-    sigkill_supervisor(tmp_path, "--without", "scans")

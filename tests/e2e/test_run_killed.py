@@ -1,0 +1,35 @@
+"""The supervisor of the whole stack SIGKILLed: nobody is left to stop its children, so the
+kernel's parent-death signal must. In a file of its own so that it runs beside the cheaper
+stop tests, not after them."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.runstack import RunStack
+from tests.e2e.test_run_stops import assert_nothing_left, start, wait_running
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def sigkill_supervisor(tmp_path: Path, *extra: str) -> None:
+    stack = RunStack(tmp_path / "var")
+    log = tmp_path / "run.out"
+    run = start(stack, log, *extra)
+    try:
+        wait_running(run, log, stack)
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    # Nobody is left to stop them: the kernel's parent-death signal does.
+    assert_nothing_left(stack, timeout=60)
+
+
+def test_sigkill_of_the_supervisor_of_the_whole_stack_leaves_nothing(tmp_path: Path) -> None:
+    """Every part: both simulators, every site worker, the platform worker, beat, Flower, the exporter."""
+    sigkill_supervisor(tmp_path, "--without", "scans")
