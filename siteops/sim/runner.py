@@ -514,8 +514,10 @@ def _first_scans(codes: list[str], env: dict[str, str], *, edi: bool = True) -> 
             app.tasks[f"siteops.scan.{kind}"].delay(code)
         if edi:
             app.tasks["siteops.edi.scan_orders"].delay(code)  # confirmed orders to EDI partners go out now
-        # Shortages and people's drafts become approval requests now, not at beat's next slot.
-        app.tasks["siteops.approvals.sync"].delay(code)
+    for index, code in enumerate(codes):
+        # Shortages and people's drafts become approval requests soon, not at beat's next
+        # slot; not at once, so that an operator's first command is not queued behind them.
+        app.tasks["siteops.approvals.sync"].apply_async(args=[code], countdown=45 + 5 * index)
     console.print("first scans enqueued for every site: `siteops findings` shows what they found")
 
 

@@ -89,8 +89,8 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
             assert part in text
 
         ping = subprocess.run([sys.executable, "-m", "siteops.cli", "enqueue", "siteops.ops.ping", "--site",
-                               "NORTH", "--wait", "--timeout", "30"],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+                               "NORTH", "--wait", "--timeout", "90"],  # behind NORTH's first scans (one process)
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
         assert ping.returncode == 0, ping.stderr
         assert json.loads(ping.stdout.partition("\n")[2])["worker"].startswith("NORTH@")
 
