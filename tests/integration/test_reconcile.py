@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from siteops.sim.carrier import CarrierSim
-from tests.conftest import ROOT, TMP, poll, use_store
+from tests.conftest import ROOT, TMP, environment, poll, use_store
 from tests.integration import reconcile_drift as drift
 from tests.integration.reconcile_drift import SITE, seen
-from tests.integration.shipping_harness import environment, ready_pickings, simulators
+from tests.integration.shipping_harness import ready_pickings, simulators
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
