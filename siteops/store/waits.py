@@ -13,6 +13,12 @@ States: ``waiting`` -> ``claimed`` (a sweeper is enqueueing it) -> ``enqueued``;
 arguments). A claim older than `STALE_CLAIM` is taken over: its sweeper died between
 claim and publish, so the task may be enqueued twice with one task id (tasks that park
 keep the idempotency contract).
+
+A message is parked once per (task id, retry count): a redelivery of the same message finds
+its wait and parks nothing new. The message the sweeper enqueues carries the wait's id
+(`RESUMED_HEADER`); when *that* run parks again on the same retry count (an open circuit
+does not spend a retry, and a 60 s outage parks a task many times) the finished wait is
+re-armed instead, or the task would be acknowledged with no wait left to bring it back.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from siteops.store.db import get_engine, session
 from siteops.store.models import Base, utcnow
 
 STALE_CLAIM = dt.timedelta(minutes=2)
+#: The message header the sweeper sets on a resumed task: the id of the wait it came from.
+RESUMED_HEADER = "siteops_resumed_wait"
 
 
 class WaitState:
@@ -73,8 +81,13 @@ _waits: Table = ParkedWait.__table__  # type: ignore[assignment]
 
 def park(*, task_id: str, task_name: str, site: str | None, business_key: str | None, args: list[Any],
          kwargs: dict[str, Any], retries: int, reason: str, due_at: dt.datetime,
-         error: str | None = None) -> int:
-    """Record a wait; returns its id (the existing one if this message parked already)."""
+         error: str | None = None, resumed_from: int | None = None) -> int:
+    """Record a wait; returns its id (the existing one if this message parked already).
+
+    `resumed_from`: the wait the parking run was enqueued from (its `RESUMED_HEADER`). If
+    that is the wait this key already has, the run is a later one, not a redelivery: the
+    wait is armed again with the new due time (from `claimed` as well, since the resumed
+    run can park before its sweeper has marked the wait enqueued)."""
     if due_at.tzinfo is None:
         raise ValueError("due_at must be a UTC-aware datetime")
     values = dict(task_id=task_id, task_name=task_name, site=site, business_key=business_key, args=list(args),
@@ -87,8 +100,15 @@ def park(*, task_id: str, task_name: str, site: str | None, business_key: str | 
             return int(key[0])
     except IntegrityError:
         with get_engine().begin() as conn:
-            return int(conn.execute(select(_waits.c.id).where(_waits.c.task_id == task_id,
-                                                               _waits.c.retries == retries)).scalar_one())
+            wait_id = int(conn.execute(select(_waits.c.id).where(_waits.c.task_id == task_id,
+                                                                  _waits.c.retries == retries)).scalar_one())
+            if resumed_from == wait_id:
+                conn.execute(update(_waits).where(_waits.c.id == wait_id,
+                                                  _waits.c.state.in_([WaitState.CLAIMED, WaitState.ENQUEUED]))
+                             .values(state=WaitState.WAITING, due_at=due_at, reason=values["reason"],
+                                     error=values["error"], args=values["args"], kwargs=values["kwargs"],
+                                     claimed_by=None, claimed_at=None, enqueued_at=None))
+            return wait_id
 
 
 def claim_due(*, now: dt.datetime | None = None, limit: int = 100, claimer: str | None = None) -> list[ParkedWait]:

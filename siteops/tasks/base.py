@@ -60,6 +60,15 @@ def backoff_delay(retries: int, base: float, cap: float, rng: random.Random | No
     return (rng or random).uniform(0, window)
 
 
+def _resumed_from(req: Any) -> int | None:
+    """The parked wait this delivery was enqueued from by the sweeper (a message header)."""
+    value = req.get(waits.RESUMED_HEADER) or (getattr(req, "headers", None) or {}).get(waits.RESUMED_HEADER)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 class ParkUntil(Exception):  # a control-flow signal, like Celery's Retry
     """Raised by a task body (or `SiteopsTask.park`): run me again at `until`, from the database.
 
@@ -279,7 +288,7 @@ class SiteopsTask(Task):  # type: ignore[misc]
                 task_id=req.id, task_name=self.name, site=self.site_of(args, kwargs),
                 business_key=self.business_key_of(args, kwargs), args=list(args), kwargs=dict(kwargs),
                 retries=retries, reason=parked.reason, due_at=parked.until,
-                error=f"{type(cause).__name__}: {cause}",
+                error=f"{type(cause).__name__}: {cause}", resumed_from=_resumed_from(req),
             ), what=f"{self.name}: park until {parked.until.isoformat()}")
         except Exception as exc:
             # Cannot reach the store: wait as long as the broker safely can, then ask again.

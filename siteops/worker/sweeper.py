@@ -31,7 +31,8 @@ def enqueue_due_waits(app: Any) -> int:
     enqueued = 0
     for wait in waits.claim_due(claimer=claimer):
         try:
-            options: dict[str, Any] = {"task_id": wait.task_id, "retries": wait.retries}
+            options: dict[str, Any] = {"task_id": wait.task_id, "retries": wait.retries,
+                                       "headers": {waits.RESUMED_HEADER: wait.id}}
             task = app.tasks.get(wait.task_name)
             if task is not None:
                 task.apply_async(args=list(wait.args), kwargs=dict(wait.kwargs), **options)

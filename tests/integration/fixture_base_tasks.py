@@ -15,7 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from siteops.connectors.errors import RateLimited
 from siteops.store import audit
-from siteops.tasks.base import SiteopsTask, siteops_task
+from siteops.tasks.base import ParkUntil, SiteopsTask, siteops_task
 from tests.integration.fixture_tasks import remote as default_remote
 
 
@@ -50,6 +50,15 @@ def wait_long(self: SiteopsTask, site: str, key: str, retry_after: float = 7200)
     attempt = int(remote().incr(f"attempts:{key}"))
     if attempt == 1:
         raise RateLimited("429 Too Many Requests", retry_after=retry_after, system="sim", operation="call")
+    return attempt
+
+
+@siteops_task("siteops.testing.park_again", idempotent=True, business_key="key")
+def park_again(self: SiteopsTask, site: str, key: str, parks: int = 3) -> int:
+    """Finds the circuit open `parks` times (a park that spends no retry), then runs."""
+    attempt = int(remote().incr(f"attempts:{key}"))
+    if attempt <= parks:
+        raise ParkUntil(after=0.1, reason="circuit_open")
     return attempt
 
 

@@ -192,6 +192,29 @@ def test_a_retry_after_beyond_the_cap_is_parked_in_the_database_and_swept_when_d
     assert waits.get_wait(wait.id).state == "enqueued"  # type: ignore[union-attr]
 
 
+def test_a_task_parked_again_on_the_same_retry_count_is_swept_every_time(north, remote) -> None:
+    """An open circuit parks without spending a retry, so each resumed run parks under the
+    same (task id, retries) key: each time it must get a wait again, not be acked into
+    nothing. A redelivery of one message, in contrast, still parks once (tests/unit/test_waits.py)."""
+    from siteops.celery_app import app
+    from siteops.store import audit, waits
+    from siteops.worker.sweeper import enqueue_due_waits
+    from tests.integration.fixture_base_tasks import park_again
+
+    key = uuid.uuid4().hex
+    result = park_again.delay("NORTH", key, parks=3)
+
+    def swept() -> bool:
+        enqueue_due_waits(app)
+        return result.ready()
+
+    poll(swept, 60, "the task to be swept through three parks and run")
+    assert result.get(timeout=5) == 4
+    [wait] = waits.waits_for(result.id)  # one wait, armed three times
+    assert wait.state == "enqueued" and wait.retries == 0
+    assert [r.state for r in audit.runs_for(result.id)] == ["parked"] * 3 + ["succeeded"]
+
+
 # --- a broker restart under load ----------------------------------------------------------
 
 

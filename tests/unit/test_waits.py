@@ -36,6 +36,30 @@ def test_a_due_wait_is_claimed_by_exactly_one_sweeper(store_url: str) -> None:
     assert [w.task_id for w in waits.list_waits()] == [later]
 
 
+def test_a_resumed_run_parking_again_rearms_its_wait_and_a_stale_redelivery_does_not(store_url: str) -> None:
+    from siteops.store import waits
+
+    task_id = uuid.uuid4().hex
+    wait_id = _park(task_id, -1, retries=0)
+    [claimed] = waits.claim_due(claimer="a")
+    # The resumed run parks again before its sweeper marked the wait enqueued: armed again.
+    assert waits.park(task_id=task_id, task_name="siteops.testing.wait_long", site="NORTH", business_key="k",
+                      args=["NORTH", "k"], kwargs={}, retries=0, reason="circuit_open",
+                      due_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1), resumed_from=wait_id) == wait_id
+    assert not waits.mark_enqueued(claimed.id, "a")  # the sweeper's late mark does not undo it
+    [again] = waits.claim_due(claimer="b")
+    assert again.id == wait_id and again.reason == "circuit_open"
+    assert waits.mark_enqueued(wait_id, "b")
+    # A redelivery of the original message (no resumed header) finds the wait and parks nothing.
+    assert _park(task_id, -1, retries=0) == wait_id
+    assert waits.claim_due(claimer="c") == []
+    # Nor does a message resumed from another wait.
+    assert waits.park(task_id=task_id, task_name="siteops.testing.wait_long", site="NORTH", business_key="k",
+                      args=["NORTH", "k"], kwargs={}, retries=0, reason="circuit_open",
+                      due_at=dt.datetime.now(dt.UTC), resumed_from=wait_id + 1000) == wait_id
+    assert waits.claim_due(claimer="d") == []
+
+
 def test_a_released_claim_is_swept_again(store_url: str) -> None:
     from siteops.store import waits
 
