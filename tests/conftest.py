@@ -326,3 +326,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutil.rmtree(TMP, ignore_errors=True)
     else:
         print(f"\nsiteops test state kept in {TMP}")
+
+
+# The files that take a minute or more, longest first. xdist's `--dist loadfile` hands files
+# out in collection order (pyproject turns off its reordering by test count, which would
+# put these one-test files last): a two-minute file handed out at the end makes the whole
+# suite two minutes longer, handed out first it runs beside everything else.
+RUN_FIRST = (
+    "tests/integration/test_shipping_chaos.py",
+    "tests/e2e/test_make_run.py",
+    "tests/integration/test_scans.py",
+    "tests/integration/test_retries_dlq.py",
+    "tests/e2e/test_run_killed.py",
+    "tests/e2e/test_run_stops.py",
+    "tests/integration/test_beat_ha.py",
+    "tests/integration/test_crash_recovery.py",
+    "tests/integration/test_stalled_worker.py",
+    "tests/deploy/test_compose_up.py",
+    "tests/integration/test_reconcile.py",
+    "tests/integration/test_base_guarantees.py",
+    "tests/integration/test_schema_version.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if missing := [path for path in RUN_FIRST if not (ROOT / path).is_file()]:
+        raise pytest.UsageError(f"tests/conftest.py RUN_FIRST names files that do not exist: {missing}")
+    rank = {path: i for i, path in enumerate(RUN_FIRST)}
+
+    def key(item: pytest.Item) -> int:
+        return rank.get(Path(str(item.path)).relative_to(ROOT).as_posix(), len(RUN_FIRST))
+
+    items.sort(key=key)  # stable: the rest keep their order
