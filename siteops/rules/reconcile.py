@@ -7,19 +7,20 @@ change: write a tracking reference back, bring a status up to date, resolve a fi
 or only reports (a label without a picking, a proposal for a person to decide). The
 dry run and the real run call the same functions; only the apply step differs.
 
-The replenishment rule here (`replenishment`) has the semantics of the approvals issue's
-rule (siteops/rules/replenish.py on its branch): transfer from the central warehouse
-before any purchase. The two should be merged into one when both have landed.
+Stock has no rule of its own: `plan_stock` turns the proposals of the one replenishment
+rule (`siteops.rules.replenish`, which the approvals flow calls too) into items.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-RULE_VERSION = "1"
+from siteops.rules.replenish import NO_SUPPLIER, TRANSFER, CentralStock, Orderpoint, Proposal, Skip
+
+#: 2: stock proposals come from rules.replenish (supplierinfo suppliers, one idea of "open").
+RULE_VERSION = "2"
 #: The kinds of reconciliation, in the order the CLI lists them.
 KINDS = ("shipments", "po-acks", "stock", "findings")
 
@@ -128,43 +129,40 @@ def plan_findings(findings: Iterable[Mapping[str, Any]], seen: Mapping[str, set[
     return items
 
 
-# --- stock (the replenishment rule) ----------------------------------------------------
+# --- stock (the replenishment rule's proposals, as items) -------------------------------
 
-def order_quantity(on_hand: float, minimum: float, maximum: float, multiple: float) -> float:
-    """Up to the orderpoint's maximum, rounded up to its multiple (0 when not below minimum)."""
-    if on_hand >= minimum:
-        return 0.0
-    need = max(maximum, minimum) - on_hand
-    step = multiple if multiple and multiple > 0 else 1.0
-    return float(math.ceil(round(need / step, 9)) * step)
+def plan_stock(proposals: Iterable[Proposal], skipped: Iterable[Skip], orderpoints: Mapping[int, Orderpoint],
+               central: Mapping[int, CentralStock], partners: Mapping[int, str]) -> list[Item]:
+    """`rules.replenish.propose_replenishment`'s answer (the one replenishment rule, which
+    the approvals flow calls too) as reconcile items: a proposal applies (a real run drafts
+    it); a product short with no supplier is reported only (a person has to choose one); a
+    product already open (a request, a transfer or RFQ on its way) needs nothing."""
+    items: list[Item] = []
 
+    def base(pid: int, qty: float) -> tuple[str, dict[str, Any]]:
+        op = orderpoints.get(pid)
+        stock = central.get(pid)
+        name = (op.product_name if op else "") or str(pid)
+        return name, {"orderpoint": op.name if op else None, "product_id": pid, "product": name,
+                      "on_hand": op.available if op else None, "min": op.min_qty if op else None,
+                      "max": op.max_qty if op else None, "quantity": qty, "rule_version": RULE_VERSION,
+                      "central_free": stock.free_qty if stock else 0.0, "central_min": stock.min_qty if stock else 0.0}
 
-def replenishment(orderpoint: Mapping[str, Any], *, on_hand: float, open_incoming: float, central_free: float,
-                  central_minimum: float, is_central: bool, supplier: Mapping[str, Any] | None) -> Item | None:
-    """A product under its orderpoint minimum with no open replenishment -> a proposal.
-
-    Transfer from the central warehouse when its free quantity less its own minimum covers
-    the whole quantity; otherwise purchase from the preferred supplier. A product with
-    replenishment already on its way (an open receipt, transfer or RFQ) needs nothing.
-    """
-    minimum, maximum = float(orderpoint["product_min_qty"]), float(orderpoint["product_max_qty"])
-    if on_hand >= minimum or open_incoming > 0:
-        return None
-    qty = order_quantity(on_hand, minimum, maximum, float(orderpoint.get("qty_multiple") or 1.0))
-    product = orderpoint["product_id"]
-    pid = int(product[0]) if isinstance(product, list | tuple) else int(product)
-    pname = str(product[1]) if isinstance(product, list | tuple) and len(product) > 1 else str(pid)
-    base = {"orderpoint": orderpoint.get("name"), "product_id": pid, "product": pname, "on_hand": on_hand,
-            "min": minimum, "max": maximum, "quantity": qty, "rule_version": RULE_VERSION}
-    spare = central_free - central_minimum
-    if not is_central and spare >= qty:
-        return Item("product.product", pid, pname, "propose_transfer",
-                    {**base, "from": "central", "central_free": central_free, "central_min": central_minimum})
-    # Without a supplier the proposal is reported only: a person has to choose one.
-    return Item("product.product", pid, pname, "propose_purchase",
-                {**base, "supplier_id": supplier.get("id") if supplier else None,
-                 "supplier": supplier.get("name") if supplier else None,
-                 "central_free": central_free, "central_min": central_minimum}, applies=supplier is not None)
+    for p in proposals:
+        name, detail = base(p.product_id, p.quantity)
+        detail |= {"amount": p.amount, "scheduled": p.scheduled.isoformat(), "why": p.why}
+        if p.kind == TRANSFER:
+            items.append(Item("product.product", p.product_id, name, "propose_transfer",
+                              {**detail, "from": p.source_site}))
+        else:
+            items.append(Item("product.product", p.product_id, name, "propose_purchase",
+                              {**detail, "supplier_id": p.partner_id, "supplier": partners.get(p.partner_id or 0)}))
+    for s in skipped:
+        if s.reason == NO_SUPPLIER:
+            name, detail = base(s.product_id, s.quantity)
+            items.append(Item("product.product", s.product_id, name, "propose_purchase",
+                              {**detail, "supplier_id": None, "supplier": None, "why": s.why}, applies=False))
+    return items
 
 
 # --- po-acks -------------------------------------------------------------------------

@@ -4,11 +4,14 @@ For a site's products below their orderpoint minimum, `propose_replenishment` pr
 internal transfer from the central warehouse when the central warehouse can spare enough
 (its free quantity less its own minimum covers the need), otherwise a purchase order to
 the product's preferred supplier (`product.supplierinfo`, lowest sequence). `siteops
-reconcile stock` calls the same function, so the two never disagree on what is short.
+reconcile stock` calls the same function on the same inputs (one reader:
+`siteops.services.replenishment`), so the two never disagree on what is short.
 
 Quantities follow Odoo's orderpoint arithmetic: order up to the maximum (at least up to
 the minimum), rounded UP to the orderpoint's multiple. A product and site that already
-have an open request get no second one.
+have an open request get no second one: "open" is what the caller passes as
+`open_products` (the reader: a siteops request still open, or replenishment already on
+its way in Odoo, whoever made it).
 """
 
 from __future__ import annotations
@@ -20,20 +23,35 @@ from dataclasses import dataclass
 
 TRANSFER = "transfer"
 PURCHASE = "purchase"
+#: Why a short product got no proposal.
+OPEN, NO_SUPPLIER = "open", "no_supplier"
+
+
+def open_key(site: str, product_id: int) -> str:
+    """The business key of a replenishment request: one open request per product and site."""
+    return f"replenish:{site}:{product_id}"
+
+
+def open_key_prefix(site: str) -> str:
+    return f"replenish:{site}:"
 
 
 @dataclass(frozen=True)
 class Orderpoint:
-    """One `stock.warehouse.orderpoint` of the short site, with the site's forecast stock."""
+    """One `stock.warehouse.orderpoint` of the site, with what the site has of the product."""
 
     product_id: int
     min_qty: float
     max_qty: float
     multiple: float
-    #: What the site has (on hand, or forecast when known) at the orderpoint's location.
+    #: What the site has on hand (its internal locations). Replenishment already on its way
+    #: is not added here: it makes the product open (`open_products`), so never ordered twice.
     available: float
     unit_cost: float = 0.0
     category: str = ""
+    #: For reports only (the orderpoint's name, the product's display name).
+    name: str = ""
+    product_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,7 +91,20 @@ class Proposal:
     @property
     def key(self) -> str:
         """One open request per product and site (the business key of the request)."""
-        return f"replenish:{self.site}:{self.product_id}"
+        return open_key(self.site, self.product_id)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A product below its minimum that got no proposal, and why (`OPEN`, `NO_SUPPLIER`)."""
+
+    product_id: int
+    reason: str
+    quantity: float
+    why: str
+
+    def __str__(self) -> str:
+        return self.why
 
 
 def order_quantity(op: Orderpoint) -> float:
@@ -100,10 +131,10 @@ def propose_replenishment(
     central_site: str,
     central: Mapping[int, CentralStock],
     suppliers: Mapping[int, Iterable[Supplier]],
-    open_products: Iterable[int] = (),
+    open_products: Mapping[int, str] | None = None,
     lead_time_days: float = 0,
     today: dt.date,
-) -> tuple[list[Proposal], list[str]]:
+) -> tuple[list[Proposal], list[Skip]]:
     """Proposals for `site`'s products below their minimum, and a note per product skipped.
 
     Inputs (all plain data; the caller reads Odoo and the store):
@@ -112,19 +143,23 @@ def propose_replenishment(
       central site itself is never replenished from itself (it always buys);
     - `central`: product id -> the central warehouse's free quantity and own minimum;
     - `suppliers`: product id -> its `product.supplierinfo` rows;
-    - `open_products`: products with a request still open for this site (not duplicated);
+    - `open_products`: product id -> what is already open for it at this site (a request,
+      a transfer or RFQ on its way): not duplicated;
     - `lead_time_days`: the site's lead time (policy, site-tunable) for the transfer date;
       a purchase uses the supplier's own delay when it has one.
     """
-    open_set = set(open_products)
+    # A second orderpoint of the same product (another location of the site) would be a
+    # second request under the same key: the first one proposed holds it.
+    already = dict(open_products or {})
     proposals: list[Proposal] = []
-    skipped: list[str] = []
+    skipped: list[Skip] = []
     for op in orderpoints:
         qty = order_quantity(op)
         if qty <= 0:
             continue
-        if op.product_id in open_set:
-            skipped.append(f"product {op.product_id}: a request is already open")
+        if op.product_id in already:
+            skipped.append(Skip(op.product_id, OPEN, qty,
+                                f"product {op.product_id}: already open ({already[op.product_id]})"))
             continue
         stock = central.get(op.product_id)
         spare = (stock.free_qty - stock.min_qty) if stock is not None else 0.0
@@ -133,11 +168,13 @@ def propose_replenishment(
                 TRANSFER, site, op.product_id, qty, round(qty * op.unit_cost, 2), central_site, None,
                 today + dt.timedelta(days=math.ceil(lead_time_days)), op.category, "",
                 f"{op.available:g} < min {op.min_qty:g}; {central_site} can spare {spare:g}"))
+            already[op.product_id] = "proposed in this pass"
             continue
         supplier = preferred_supplier(suppliers.get(op.product_id, ()))
         if supplier is None:
-            skipped.append(f"product {op.product_id}: short by {qty:g}, {central_site} can spare {spare:g} "
-                           "and no supplier is set (product.supplierinfo)")
+            skipped.append(Skip(op.product_id, NO_SUPPLIER, qty,
+                                f"product {op.product_id}: short by {qty:g}, {central_site} can spare {spare:g} "
+                                "and no supplier is set (product.supplierinfo)"))
             continue
         price = supplier.price or op.unit_cost
         days = supplier.delay_days or lead_time_days
@@ -145,4 +182,5 @@ def propose_replenishment(
             PURCHASE, site, op.product_id, qty, round(qty * price, 2), None, supplier.partner_id,
             today + dt.timedelta(days=math.ceil(days)), op.category, supplier.vendor_class,
             f"{op.available:g} < min {op.min_qty:g}; {central_site} can spare {max(spare, 0):g} of {qty:g}"))
+        already[op.product_id] = "proposed in this pass"
     return proposals, skipped

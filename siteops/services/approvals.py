@@ -28,15 +28,7 @@ from typing import Any
 from siteops.config.sites import Registry, Site, get_registry
 from siteops.connectors.errors import PermanentError
 from siteops.rules import approvals as rules
-from siteops.rules.replenish import (
-    PURCHASE,
-    TRANSFER,
-    CentralStock,
-    Orderpoint,
-    Proposal,
-    Supplier,
-    propose_replenishment,
-)
+from siteops.rules.replenish import PURCHASE, TRANSFER, Proposal, Skip
 from siteops.store import approvals as store
 from siteops.store.models import utcnow
 
@@ -86,21 +78,6 @@ class Approvals:
                                  system="odoo", operation="approvals")
         return dict(rows[0])
 
-    def _on_hand(self, wh: int, product_ids: list[int]) -> dict[int, tuple[float, float]]:
-        """product -> (on hand, free) in the warehouse's internal locations, in one read."""
-        rows = self.odoo.search_read("stock.quant", [("product_id", "in", product_ids),
-                                                     ("location_id.warehouse_id", "=", wh),
-                                                     ("location_id.usage", "=", "internal")],
-                                     ["product_id", "quantity", "reserved_quantity"])
-        totals: dict[int, tuple[float, float]] = {}
-        for r in rows:
-            pid = _id(r["product_id"])
-            if pid:
-                qty, free = totals.get(pid, (0.0, 0.0))
-                q = float(r["quantity"] or 0)
-                totals[pid] = (qty + q, free + q - float(r["reserved_quantity"] or 0))
-        return totals
-
     def user_id(self, login: str) -> int | None:
         if login not in self._users:
             found = self.odoo.search("res.users", [("login", "=", login)], limit=1)
@@ -116,62 +93,13 @@ class Approvals:
 
     # -- proposals ------------------------------------------------------------------------
 
-    def proposals(self, product_ids: list[int] | None = None) -> tuple[list[Proposal], list[str]]:
+    def proposals(self, product_ids: list[int] | None = None) -> tuple[list[Proposal], list[Skip]]:
         """What `propose_replenishment` says for this site (all its orderpoints, or these
-        products'): the reading half, shared with `siteops reconcile stock`."""
-        central = self.registry.get(str(self.site.params.get("central_site", self.site.code)))
-        wh, cwh = self._warehouse(self.site), self._warehouse(central)
-        domain: list[Any] = [("warehouse_id", "=", wh["id"])]
-        if product_ids is not None:
-            domain.append(("product_id", "in", product_ids))
-        ops = self.odoo.search_read("stock.warehouse.orderpoint", domain,
-                                    ["product_id", "product_min_qty", "product_max_qty", "qty_multiple"])
-        pids = sorted({p for p in (_id(o["product_id"]) for o in ops) if p})
-        if not pids:
-            return [], []
-        products = {int(p["id"]): p for p in self.odoo.read("product.product", pids, ["standard_price", "categ_id"])}
-        central_mins = {_id(o["product_id"]): float(o["product_min_qty"] or 0) for o in self.odoo.search_read(
-            "stock.warehouse.orderpoint", [("warehouse_id", "=", cwh["id"]), ("product_id", "in", pids)],
-            ["product_id", "product_min_qty"])}
-        infos = self.odoo.search_read("product.supplierinfo", [("product_id", "in", pids)],
-                                      ["partner_id", "product_id", "sequence", "price", "delay"])
-        partners = sorted({p for p in (_id(i["partner_id"]) for i in infos) if p})
-        classes = {int(r["id"]): str(r.get("x_vendor_class") or "") for r in
-                   (self.odoo.read("res.partner", partners, ["x_vendor_class"]) if partners else [])}
-        suppliers: dict[int, list[Supplier]] = {}
-        for i in infos:
-            pid, partner = _id(i["product_id"]), _id(i["partner_id"])
-            if pid and partner:
-                suppliers.setdefault(pid, []).append(Supplier(partner, int(i["sequence"] or 0), float(i["price"] or 0),
-                                                              int(i["delay"] or 0), classes.get(partner, "")))
-        orderpoints, central_stock = [], {}
-        here, there = self._on_hand(int(wh["id"]), pids), self._on_hand(int(cwh["id"]), pids)
-        # Forecast, as Odoo's orderpoints count it: what is already on its way in (an approved
-        # transfer, a confirmed PO's receipt) is not short any more once its request closed.
-        incoming: dict[int, float] = {}
-        for m in self.odoo.search_read("stock.move", [
-                ("product_id", "in", pids), ("location_dest_id.warehouse_id", "=", wh["id"]),
-                ("location_id.warehouse_id", "!=", wh["id"]), ("state", "not in", ["draft", "done", "cancel"])],
-                ["product_id", "product_uom_qty"]):
-            pid = _id(m["product_id"])
-            if pid:
-                incoming[pid] = incoming.get(pid, 0.0) + float(m["product_uom_qty"] or 0)
-        for o in ops:
-            pid = _id(o["product_id"])
-            if not pid:
-                continue
-            on_hand = here.get(pid, (0.0, 0.0))[0] + incoming.get(pid, 0.0)
-            product = products.get(pid, {})
-            orderpoints.append(Orderpoint(pid, float(o["product_min_qty"] or 0), float(o["product_max_qty"] or 0),
-                                          float(o["qty_multiple"] or 1), on_hand,
-                                          float(product.get("standard_price") or 0), _name(product.get("categ_id"))))
-            central_stock[pid] = CentralStock(there.get(pid, (0.0, 0.0))[1], central_mins.get(pid, 0.0))
-        prefix = f"replenish:{self.site.code}:"
-        open_products = [int(k.removeprefix(prefix)) for k in store.open_keys(self.site.code, prefix)]
-        return propose_replenishment(
-            self.site.code, orderpoints, central_site=central.code, central=central_stock, suppliers=suppliers,
-            open_products=open_products, lead_time_days=float(self.site.params.get("lead_time_days", 0)),
-            today=utcnow().date())
+        products'), read by the one reader `siteops reconcile stock` uses too."""
+        from siteops.services.replenishment import Replenishment
+
+        got = Replenishment(self.odoo, self.site, self.registry).propose(product_ids)
+        return got.proposals, got.skipped
 
     def _route(self, doc: rules.Document) -> rules.Routing:
         return rules.route(self.registry.approvals, doc, params=self.site.params, responsible=self.site.responsible)
@@ -179,7 +107,7 @@ class Approvals:
     def check_product(self, call: Call, product_id: int, dispatch: Dispatch) -> dict[str, Any]:
         proposals, skipped = self.proposals([product_id])
         return {"site": self.site.code, "product_id": product_id, "requests": self._request(call, proposals, dispatch),
-                "skipped": skipped}
+                "skipped": [str(s) for s in skipped]}
 
     def replenish(self, call: Call, dispatch: Dispatch) -> dict[str, Any]:
         """Every orderpoint of the site (the sync's pass): shortages no event announced."""

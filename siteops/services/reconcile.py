@@ -250,112 +250,27 @@ class Findings:
 
 # --- stock ---------------------------------------------------------------------------------
 
-OPEN_PO_STATES = ("draft", "sent", "to approve", "purchase")
-
-
 class Stock:
-    """Orderpoints against on-hand: what is under its minimum with nothing on its way, and the
-    replenishment the rule proposes (transfer from the central warehouse before any purchase).
-    A dry run reports proposals; a real run turns them into draft requests (see `apply`)."""
+    """Orderpoints against on-hand: the proposals of the one replenishment rule, read by the
+    one reader the approvals flow uses too (`services/replenishment.py`: same suppliers, same
+    "already open"). A dry run reports them; a real run turns them into draft requests (`apply`)."""
 
     def __init__(self, site: Site, odoo: Any, since: str | None, until: str | None) -> None:
+        from siteops.services.replenishment import Replenishment
+
         self.site, self.odoo = site, odoo
-        self.wh = _warehouse(odoo, site)
-        self.central_code = str(site.params.get("central_site") or "CW")
-        registry = get_registry()
-        central = registry.get(self.central_code) if self.central_code in registry.codes else None
-        self.central_wh = _warehouse(odoo, central) if central is not None else None
-        self.domain = [("warehouse_id", "=", self.wh), ("active", "=", True)]
+        self.reader = Replenishment(odoo, site, get_registry())
 
     def total(self) -> int:
-        return int(self.odoo.search_count("stock.warehouse.orderpoint", self.domain))
-
-    def _on_hand(self, wh: int, products: list[int]) -> dict[int, tuple[float, float]]:
-        """product -> (quantity, free quantity) in the warehouse's internal locations."""
-        out: dict[int, tuple[float, float]] = {}
-        for q in self.odoo.search_read("stock.quant", [("product_id", "in", products),
-                                                       ("location_id.usage", "=", "internal"),
-                                                       ("location_id.warehouse_id", "=", wh)],
-                                       ["product_id", "quantity", "reserved_quantity"]):
-            pid = m2o_id(q["product_id"])
-            if pid is None:
-                continue
-            qty, free = out.get(pid, (0.0, 0.0))
-            out[pid] = (qty + float(q["quantity"] or 0),
-                        free + float(q["quantity"] or 0) - float(q.get("reserved_quantity") or 0))
-        return out
-
-    def _incoming(self, products: list[int]) -> dict[int, float]:
-        """Replenishment already on its way to the site: open moves in, open RFQ/PO lines."""
-        out: dict[int, float] = {}
-        for m in self.odoo.search_read("stock.move", [("product_id", "in", products),
-                                                      ("state", "not in", ["done", "cancel"]),
-                                                      ("location_dest_id.warehouse_id", "=", self.wh),
-                                                      ("location_id.warehouse_id", "!=", self.wh)],
-                                       ["product_id", "product_uom_qty"]):
-            if (pid := m2o_id(m["product_id"])) is not None:
-                out[pid] = out.get(pid, 0.0) + float(m["product_uom_qty"] or 0)
-        for line in self.odoo.search_read("purchase.order.line", [
-                ("product_id", "in", products), ("state", "in", list(OPEN_PO_STATES)),
-                ("order_id.picking_type_id.warehouse_id", "=", self.wh)],
-                ["product_id", "product_qty", "qty_received"]):
-            if (pid := m2o_id(line["product_id"])) is not None:
-                left = float(line["product_qty"] or 0) - float(line.get("qty_received") or 0)
-                if left > 0:
-                    out[pid] = out.get(pid, 0.0) + left
-        return out
-
-    def _suppliers(self, products: list[int]) -> dict[int, dict[str, Any]]:
-        """The preferred supplier per product: the vendor of its latest purchase order line
-        (product.supplierinfo is not read yet: see the notes on merging with the replenishment rule)."""
-        out: dict[int, dict[str, Any]] = {}
-        for line in self.odoo.search_read("purchase.order.line", [("product_id", "in", products)],
-                                          ["product_id", "partner_id"], order="id desc"):
-            pid, partner = m2o_id(line["product_id"]), line.get("partner_id")
-            if pid is not None and pid not in out and isinstance(partner, list | tuple) and partner:
-                out[pid] = {"id": int(partner[0]), "name": str(partner[1]) if len(partner) > 1 else ""}
-        return out
+        return self.reader.count()
 
     def batch(self, cursor: dict[str, Any], size: int) -> tuple[list[Item], dict[str, Any] | None, int]:
-        ops = self.odoo.search_read("stock.warehouse.orderpoint", _after(self.domain, cursor),
-                                    ["id", "name", "product_id", "product_min_qty", "product_max_qty", "qty_multiple"],
-                                    order="id asc", limit=size)
-        if not ops:
+        got = self.reader.propose(after=int(cursor.get("after") or 0), limit=size)
+        if not got.read:
             return [], None, 0
-        products = sorted({pid for o in ops if (pid := m2o_id(o["product_id"])) is not None})
-        here = self._on_hand(self.wh, products)
-        short = [o for o in ops if here.get(m2o_id(o["product_id"]) or 0, (0.0, 0.0))[0]
-                 < float(o["product_min_qty"])]
-        items: list[Item] = []
-        if short:
-            short_ids = sorted({m2o_id(o["product_id"]) or 0 for o in short})
-            incoming = self._incoming(short_ids)
-            is_central = self.central_wh is None or self.central_wh == self.wh
-            central = {} if is_central else self._on_hand(int(self.central_wh or 0), short_ids)
-            central_min: dict[int, float] = {}
-            if not is_central:
-                for o in self.odoo.search_read("stock.warehouse.orderpoint", [
-                        ("warehouse_id", "=", self.central_wh), ("product_id", "in", short_ids)],
-                        ["product_id", "product_min_qty"]):
-                    pid = m2o_id(o["product_id"]) or 0
-                    central_min[pid] = max(central_min.get(pid, 0.0), float(o["product_min_qty"]))
-            suppliers = self._suppliers(short_ids)
-            for o in short:
-                pid = m2o_id(o["product_id"]) or 0
-                item = rules.replenishment(o, on_hand=here.get(pid, (0.0, 0.0))[0],
-                                           open_incoming=incoming.get(pid, 0.0),
-                                           central_free=central.get(pid, (0.0, 0.0))[1],
-                                           central_minimum=central_min.get(pid, 0.0), is_central=is_central,
-                                           supplier=suppliers.get(pid))
-                if item is not None:
-                    items.append(item)
-        nxt = {"after": int(ops[-1]["id"])} if len(ops) == size else None
-        return items, nxt, len(ops)
-
-    def _locations(self, wh: int) -> tuple[int, int, int]:
-        """(stock location, internal picking type, receipt picking type) of a warehouse."""
-        row = self.odoo.read("stock.warehouse", [wh], ["lot_stock_id", "int_type_id", "in_type_id"])[0]
-        return m2o_id(row["lot_stock_id"]) or 0, m2o_id(row["int_type_id"]) or 0, m2o_id(row["in_type_id"]) or 0
+        items = rules.plan_stock(got.proposals, got.skipped, got.orderpoints, got.central, got.partners)
+        nxt = {"after": got.last_id} if got.read == size else None
+        return items, nxt, got.read
 
     def apply(self, item: Item, call: IdempotentCall, key: str) -> Any:
         """A proposal becomes a DRAFT request in Odoo (a draft transfer from the central
@@ -373,8 +288,11 @@ class Stock:
             return {"model": model, "id": int(ids[0])} if ids else None
 
         if item.change == "propose_transfer":
-            dest, int_type, _ = self._locations(self.wh)
-            src = self._locations(int(self.central_wh or 0))[0]
+            if self.reader.central_wh is None:
+                return {"skipped": "no central warehouse to transfer from"}
+            here, there = self.reader.wh, self.reader.central_wh
+            dest, int_type = m2o_id(here["lot_stock_id"]), m2o_id(here["int_type_id"])
+            src = m2o_id(there["lot_stock_id"])
 
             def create() -> dict[str, Any]:
                 rid = self.odoo.create("stock.picking", {
@@ -389,13 +307,15 @@ class Stock:
             supplier = item.detail.get("supplier_id")
             if not supplier:
                 return {"skipped": "no supplier known for the product"}
-            _, _, in_type = self._locations(self.wh)
+            in_type = m2o_id(self.reader.wh["in_type_id"])
+            # The supplierinfo price the rule priced it at (a create over RPC runs no onchange).
+            price = round(float(item.detail.get("amount") or 0) / qty, 4) if qty else 0.0
 
             def order() -> dict[str, Any]:
                 rid = self.odoo.create("purchase.order", {
                     "partner_id": int(supplier), "picking_type_id": in_type, "origin": key, "date_order": when,
                     "company_id": 1, "order_line": [(0, 0, {
-                        "name": note, "product_id": pid, "product_qty": qty, "price_unit": 0.0,
+                        "name": note, "product_id": pid, "product_qty": qty, "price_unit": price,
                         "date_planned": when})]})
                 return {"model": "purchase.order", "id": rid}
 

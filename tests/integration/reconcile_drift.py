@@ -37,30 +37,30 @@ def plant_shipments(carrier: CarrierSim, ready: list[tuple[int, str]]) -> dict[s
 
 def plant_stock(odoo: Any) -> set[tuple[str, str, str]]:
     """Every orderpoint of the site satisfied, then two products pushed under their minimum
-    with nothing on its way: one the central warehouse can spare (transfer), one it cannot
-    (purchase from the vendor of its latest PO line)."""
+    with nothing open for them: one the central warehouse can spare (transfer), one it cannot
+    (purchase from its preferred supplier). Read through the replenishment reader itself."""
     from siteops.config.sites import get_registry
-    from siteops.services.reconcile import Stock
+    from siteops.services.replenishment import Replenishment
 
-    stock = Stock(get_registry().get(SITE), odoo, None, None)
-    ops = odoo.search_read("stock.warehouse.orderpoint", stock.domain, ["id", "product_id"], order="id")
+    reader = Replenishment(odoo, get_registry().get(SITE))
+    ops = odoo.search_read("stock.warehouse.orderpoint", reader.domain(), ["id", "product_id"], order="id")
     odoo.write("stock.warehouse.orderpoint", [o["id"] for o in ops], {"product_min_qty": 0.0})
     products = [o["product_id"][0] for o in ops]
-    here = stock._on_hand(stock.wh, products)
-    central = stock._on_hand(int(stock.central_wh or 0), products)
-    incoming = stock._incoming(products)
-    suppliers = stock._suppliers(products)
+    here = reader.quantities(int(reader.wh["id"]), products)
+    central = reader.central_stock(products)
+    opened = reader.open_products(products)
+    suppliers, _ = reader.suppliers(products)
     transfer = purchase = None
     for o in ops:
         pid = o["product_id"][0]
-        if incoming.get(pid) or pid not in suppliers:
+        if pid in opened or pid not in suppliers:
             continue
         qty = here.get(pid, (0.0, 0.0))[0]
-        spare = central.get(pid, (0.0, 0.0))[1]
+        spare = central[pid].free_qty - central[pid].min_qty if pid in central else 0.0
         if transfer is None and spare >= 20:
             transfer = o, qty, 10.0  # need 10: the central warehouse covers it
         elif purchase is None and transfer is not None and o is not transfer[0]:
-            purchase = o, qty, spare + 50.0  # need more than the central warehouse has
+            purchase = o, qty, max(spare, 0.0) + 50.0  # need more than the central warehouse can spare
         if transfer and purchase:
             break
     assert transfer and purchase, "the demo data has no product for a planted transfer and purchase"

@@ -11,7 +11,15 @@ import pytest
 
 from siteops.config.sites import PolicyError, load_registry, parse_registry
 from siteops.rules.approvals import Document, Refused, authorize, parse_feedback, route
-from siteops.rules.replenish import CentralStock, Orderpoint, Supplier, order_quantity, propose_replenishment
+from siteops.rules.replenish import (
+    NO_SUPPLIER,
+    OPEN,
+    CentralStock,
+    Orderpoint,
+    Supplier,
+    order_quantity,
+    propose_replenishment,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 12, 1)
@@ -57,9 +65,13 @@ def test_central_covers_the_need_only_above_its_own_minimum() -> None:
 def test_an_open_request_is_not_duplicated_and_no_supplier_is_said() -> None:
     kw = dict(central_site="CW", central={}, lead_time_days=2, today=TODAY)
     none, skipped = propose_replenishment("NORTH", [op(1), op(2)], suppliers={2: [Supplier(5)]},
-                                          open_products=[2], **kw)
+                                          open_products={2: "transfer NORTH/INT/00001 is draft"}, **kw)
     assert none == []
-    assert any("no supplier" in s for s in skipped) and any("already open" in s for s in skipped)
+    assert [(s.product_id, s.reason) for s in skipped] == [(1, NO_SUPPLIER), (2, OPEN)]
+    assert "no supplier" in str(skipped[0]) and "NORTH/INT/00001" in str(skipped[1])
+    # Two orderpoints of one product (two locations of the site): one proposal, one key.
+    twice, skipped = propose_replenishment("NORTH", [op(2), op(2, available=0)], suppliers={2: [Supplier(5)]}, **kw)
+    assert [p.key for p in twice] == ["replenish:NORTH:2"] and [s.reason for s in skipped] == [OPEN]
     # The central site itself always buys (never a transfer to itself).
     own, _ = propose_replenishment("CW", [op(2)], suppliers={2: [Supplier(5)]}, **{**kw, "central": {
         2: CentralStock(1000)}})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
 
 from siteops.rules import reconcile as r
+from siteops.rules.replenish import CentralStock, Orderpoint, Supplier, propose_replenishment
 
 PICKING = {"id": 7, "name": "NORTH/OUT/00007", "carrier_tracking_ref": False}
 LABEL = {"shipment_id": "shp_1", "tracking_code": "9400A", "status": "pre_transit"}
@@ -62,40 +63,40 @@ def test_findings_that_no_longer_hold_are_resolved_and_the_rest_kept() -> None:
     assert [(i.record_id, i.change) for i in items] == [(2, "resolve_finding"), (3, "resolve_finding")]
 
 
-@pytest.mark.parametrize("on_hand,minimum,maximum,multiple,qty", [
-    (3, 10, 40, 1, 37), (3, 10, 40, 5, 40), (3, 10, 38, 5, 35), (10, 10, 40, 1, 0), (0, 10, 5, 4, 12),
-])
-def test_quantities_go_up_to_the_maximum_in_multiples(on_hand: float, minimum: float, maximum: float,
-                                                       multiple: float, qty: float) -> None:
-    assert r.order_quantity(on_hand, minimum, maximum, multiple) == qty
+TODAY = dt.date(2026, 12, 1)
+WIDGET = Orderpoint(5, 10.0, 30.0, 1.0, 4.0, unit_cost=2.0, name="OP/1", product_name="Widget")
 
 
-OP = {"name": "OP/1", "product_id": [5, "Widget"], "product_min_qty": 10.0, "product_max_qty": 30.0,
-      "qty_multiple": 1.0}
-VENDOR = {"id": 9, "name": "Acme"}
+def stock_items(central: CentralStock | None, suppliers: list[Supplier], *, site: str = "NORTH",
+                open_products: dict[int, str] | None = None) -> list[r.Item]:
+    """What reconcile plans for one short product: the replenishment rule's answer, as items."""
+    proposals, skipped = propose_replenishment(site, [WIDGET], central_site="CW",
+                                               central={5: central} if central else {}, suppliers={5: suppliers},
+                                               open_products=open_products, lead_time_days=2, today=TODAY)
+    return r.plan_stock(proposals, skipped, {5: WIDGET}, {5: central} if central else {}, {9: "Acme", 7: "Bolt"})
 
 
 def test_the_central_warehouse_first_when_it_can_spare_the_whole_quantity() -> None:
-    item = r.replenishment(OP, on_hand=4, open_incoming=0, central_free=40, central_minimum=14, is_central=False,
-                           supplier=VENDOR)
-    assert item is not None and item.change == "propose_transfer" and item.detail["quantity"] == 26
+    (item,) = stock_items(CentralStock(40, 14), [Supplier(9)])
+    assert (item.change, item.applies, item.record) == ("propose_transfer", True, "Widget")
+    assert item.detail["quantity"] == 26 and item.detail["from"] == "CW" and item.detail["orderpoint"] == "OP/1"
+    assert item.key == "product.product:5:propose_transfer"
 
 
-def test_a_purchase_when_the_central_warehouse_would_drop_under_its_own_minimum() -> None:
-    item = r.replenishment(OP, on_hand=4, open_incoming=0, central_free=40, central_minimum=15, is_central=False,
-                           supplier=VENDOR)
-    assert item is not None and item.change == "propose_purchase" and item.detail["supplier_id"] == 9
-    assert item.applies
-    central = r.replenishment(OP, on_hand=4, open_incoming=0, central_free=999, central_minimum=0, is_central=True,
-                              supplier=None)
-    assert central is not None and central.change == "propose_purchase" and not central.applies  # no supplier
+def test_a_purchase_from_the_lowest_sequence_supplier_when_the_central_would_drop_under_its_minimum() -> None:
+    (item,) = stock_items(CentralStock(40, 15), [Supplier(7, sequence=2), Supplier(9, sequence=1, price=1.5)])
+    assert (item.change, item.applies) == ("propose_purchase", True)
+    assert (item.detail["supplier_id"], item.detail["supplier"], item.detail["amount"]) == (9, "Acme", 39.0)
+    # The central site itself always buys; without a supplier the proposal is reported only.
+    (central,) = stock_items(CentralStock(999), [], site="CW")
+    assert (central.change, central.applies, central.detail["supplier_id"]) == ("propose_purchase", False, None)
 
 
-def test_nothing_when_stock_suffices_or_replenishment_is_on_its_way() -> None:
-    assert r.replenishment(OP, on_hand=10, open_incoming=0, central_free=99, central_minimum=0, is_central=False,
-                           supplier=VENDOR) is None
-    assert r.replenishment(OP, on_hand=2, open_incoming=5, central_free=99, central_minimum=0, is_central=False,
-                           supplier=VENDOR) is None
+def test_nothing_when_stock_suffices_or_something_is_already_open() -> None:
+    assert stock_items(CentralStock(40), [Supplier(9)], open_products={5: "purchase order P00042 is draft"}) == []
+    enough = Orderpoint(5, 10.0, 30.0, 1.0, 10.0)
+    assert r.plan_stock(*propose_replenishment("NORTH", [enough], central_site="CW", central={}, suppliers={},
+                                               today=TODAY), {5: enough}, {}, {}) == []
 
 
 def test_po_acks_never_sent_not_acknowledged_and_in_step() -> None:
