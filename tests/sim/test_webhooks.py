@@ -18,11 +18,13 @@ from tests.sim.conftest import wait_for
 class Catcher:
     def __init__(self) -> None:
         self.calls: list[tuple[dict[str, str], bytes]] = []
+        self.paths: list[str] = []
         catcher = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                catcher.paths.append(self.path)
                 catcher.calls.append((dict(self.headers), body))
                 self.send_response(202)
                 self.send_header("Content-Length", "0")
@@ -121,5 +123,32 @@ def test_a_buttons_state_change_fires_and_the_pre_domain_is_matched_before_the_w
         # Already done before this write: the pre-domain does not match, nothing is sent.
         fresh_odoo.execute_kw("stock.picking", "write", [[picking], {"origin": "AFTER-DONE"}])
         assert len(catcher.calls) == 1
+    finally:
+        catcher.server.shutdown()
+
+
+def test_the_rules_make_run_registers_are_valid_and_route_each_sites_records(
+        fresh_sim: OdooSim, fresh_odoo: odoorpc.ODOO) -> None:
+    from siteops.sim.runner import register_odoo_rules
+
+    catcher = Catcher()
+    base = catcher.url.split("/hooks/")[0]
+    try:
+        assert register_odoo_rules(fresh_sim.url, base, "t0ken", ["CW", "NORTH"]) == 8  # 4 models x 2 sites
+        assert register_odoo_rules(fresh_sim.url, base, "t0ken", ["CW", "NORTH"]) == 8  # again: replaced, not added
+        assert len(httpx.get(f"{fresh_sim.url}/__sim__/webhooks", timeout=5).json()) == 8
+        north, web = picking_of(fresh_odoo, "NORTH"), picking_of(fresh_odoo, "WEB")
+        fresh_odoo.execute_kw("stock.picking", "write", [[web], {"origin": "NO-RULE-FOR-WEB"}])
+        fresh_odoo.execute_kw("stock.picking", "write", [[north], {"origin": "NORTH"}])
+        assert catcher.paths == ["/hooks/odoo/NORTH/t0ken"]
+        sent = json.loads(catcher.calls[0][1])
+        assert sent["_id"] == north and {"state", "picking_type_code", "carrier_tracking_ref"} <= set(sent)
+        # A reordering rule and a quant of CW reach CW's URL (what the replenishment acts on).
+        op = fresh_odoo.env["stock.warehouse.orderpoint"].search([("warehouse_id.code", "=", "CW")], limit=1)[0]
+        fresh_odoo.execute_kw("stock.warehouse.orderpoint", "write", [[op], {"product_min_qty": 7}])
+        quant = fresh_odoo.env["stock.quant"].search([("location_id.warehouse_id.code", "=", "CW")], limit=1)[0]
+        fresh_odoo.execute_kw("stock.quant", "write", [[quant], {"inventory_quantity": 3}])
+        assert catcher.paths[1:] == ["/hooks/odoo/CW/t0ken"] * 2
+        assert [json.loads(b)["_model"] for _, b in catcher.calls[1:]] == ["stock.warehouse.orderpoint", "stock.quant"]
     finally:
         catcher.server.shutdown()
