@@ -51,6 +51,15 @@ def _name(value: Any) -> str:
     return str(value[1]) if isinstance(value, list | tuple) and len(value) > 1 else ""
 
 
+def company_amount(order: Mapping[str, Any]) -> float:
+    """A purchase order's total in the company's currency, which the policy's thresholds
+    are in: `amount_total` is in the order's currency, and Odoo's stored `currency_rate` is
+    the company currency -> order currency rate at the order's date (1 for the same)."""
+    total = float(order.get("amount_total") or 0)
+    rate = float(order.get("currency_rate") or 0)
+    return total / rate if rate > 0 else total
+
+
 def siteops_login() -> str:
     """The Odoo login siteops acts as: the requester of the requests it proposes."""
     from siteops.connectors.odoo.config import OdooConfig
@@ -176,7 +185,8 @@ class Approvals:
         made = 0
         orders = self.odoo.search_read("purchase.order", [("state", "=", "to approve"),
                                                           ("picking_type_id.warehouse_id", "=", wh["id"])],
-                                       ["id", "amount_total", "user_id", "create_uid", "partner_id", "order_line"])
+                                       ["id", "amount_total", "currency_id", "currency_rate", "user_id", "create_uid",
+                                        "partner_id", "order_line"])
         for o in orders:
             if store.search(record_model="purchase.order", record_id=int(o["id"])):
                 continue
@@ -189,9 +199,11 @@ class Approvals:
             if partner:
                 vendor_class = str(self.odoo.read("res.partner", [partner], ["x_vendor_class"])[0]
                                    .get("x_vendor_class") or "")
-            amount = float(o["amount_total"] or 0)
+            amount = company_amount(o)
+            foreign = {"currency": _name(o.get("currency_id")), "amount_in_currency": float(o["amount_total"] or 0)} \
+                if float(o.get("currency_rate") or 1) != 1 else {}
             made += self._human(call, dispatch, "purchase", "purchase.order", int(o["id"]), o, amount, 0.0,
-                                category, vendor_class)
+                                category, vendor_class, extra=foreign)
         quants = self.odoo.search_read("stock.quant", [("inventory_quantity_set", "=", True),
                                                        ("location_id.warehouse_id", "=", wh["id"])],
                                        ["id", "product_id", "inventory_diff_quantity", "user_id", "create_uid"])
@@ -211,7 +223,7 @@ class Approvals:
 
     def _human(self, call: Call, dispatch: Dispatch, kind: str, model: str, record_id: int, row: Mapping[str, Any],
                amount: float, quantity: float, category: str, vendor_class: str,
-               chatter: list[Any] | None = None) -> int:
+               chatter: list[Any] | None = None, extra: Mapping[str, Any] | None = None) -> int:
         routing = self._route(rules.Document(kind, self.site.code, amount, quantity, category, vendor_class))
         if not routing.tiers:
             return 0  # below every threshold: Odoo's own flow, nothing for siteops to approve
@@ -220,7 +232,8 @@ class Approvals:
             site=self.site.code, kind=kind, requested_by=requester, record_model=model, record_id=record_id,
             created_by=self._login(row.get("create_uid")), routing=routing, amount=round(amount, 2),
             open_key=f"record:{model}:{record_id}",
-            detail={"quantity": quantity, "category": category, **({"chatter": chatter} if chatter else {})})
+            detail={"quantity": quantity, "category": category, **({"chatter": chatter} if chatter else {}),
+                    **(extra or {})})
         self.advance(call, rid, dispatch)
         return int(created)
 

@@ -455,6 +455,14 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
             if "exporter" not in skip:
                 status.update("waiting for the exporter…")
                 sup.wait(lambda: _http_ok(f"http://127.0.0.1:{exporter_port}/metrics"), 60, "the exporter")
+        if use_odoo_sim and "ingress" not in skip:
+            # Odoo's automation rules: each site's records post to the ingress, as an
+            # operator would configure them in Odoo (Settings > Automation Rules).
+            sup.wait(lambda: _http_ok(f"http://127.0.0.1:{ingress_port}/healthz"), 60, "the ingress")
+            count = register_odoo_rules(f"http://127.0.0.1:{odoo_port}", f"http://127.0.0.1:{ingress_port}",
+                                        (var / "ingress-odoo-token").read_text().strip(), codes)
+            console.print(f"{count} Odoo automation rules registered: changes to pickings, purchase orders, quants "
+                          f"and reordering rules of {len(codes)} sites post to the ingress", markup=False)
         if "scans" not in skip:
             _first_scans(codes, env, edi="edi" not in skip)
             if "carrier" not in skip:
@@ -499,6 +507,35 @@ def _http_ok(url: str, post: bool = False) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def odoo_rules(ingress_url: str, token: str, codes: Iterable[str]) -> list[dict[str, Any]]:
+    """One "Send Webhook Notification" automation rule per site and watched model: its
+    filter domain keeps the site's records (by warehouse code, through the same path the
+    handler checks), its fields are what the handler reads (a hint: it re-reads anyway)."""
+    from siteops.rules.events import WATCHED
+
+    registry = get_registry()
+    rules = []
+    for code in codes:
+        site = registry.get(code)
+        for model, w in WATCHED.items():
+            rules.append({"model": model, "url": f"{ingress_url}/hooks/odoo/{site.code}/{token}",
+                          "name": f"siteops {site.code} {model}", "trigger": "on_create_or_write",
+                          "fields": list(w.fields), "domain": [[f"{w.warehouse_path}.code", "=", site.odoo_warehouse]]})
+    return rules
+
+
+def register_odoo_rules(odoo_url: str, ingress_url: str, token: str, codes: Iterable[str]) -> int:
+    """Register the rules on the Odoo simulator (its control endpoint stands in for creating
+    `base.automation` records); a rule it refuses stops the start-up, naming the rule."""
+    rules = odoo_rules(ingress_url, token, codes)
+    httpx.delete(f"{odoo_url}/__sim__/webhooks", timeout=10).raise_for_status()  # a restarted stack: no doubles
+    for rule in rules:
+        answer = httpx.post(f"{odoo_url}/__sim__/webhooks", json=rule, timeout=10)
+        if answer.status_code != 200:
+            raise EmbeddedError(f"the Odoo simulator refused the automation rule {rule['name']!r}: {answer.text}")
+    return len(rules)
 
 
 def _first_scans(codes: list[str], env: dict[str, str], *, edi: bool = True) -> None:

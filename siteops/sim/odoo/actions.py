@@ -3,7 +3,8 @@
 Simplified but state-faithful: `action_assign` reserves against quants, `button_validate`
 moves stock and splits a backorder for partly done moves, `button_confirm` on a purchase
 order creates its receipt. Wizards are not simulated: a partial validation always
-creates the backorder (the picking type's "Always" policy).
+creates the backorder (the picking type's "Always" policy). What the buttons change goes
+through `_write` / `_insert`, so write_date moves and automation rules fire as in Odoo.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from siteops.sim.odoo import currency, webhooks
 from siteops.sim.odoo.store import BuiltinError, Table, UserError, now_str
 
 if TYPE_CHECKING:
@@ -21,6 +23,33 @@ TAX_RATE = 0.15
 
 def _row(env: Env, model: str, rid: Any) -> dict[str, Any]:
     return env.db.tables[model].rows.get(rid or 0) or {}
+
+
+def _write(env: Env, table: Table, rid: int, vals: dict[str, Any]) -> None:
+    """What a business method's `self.write(vals)` does: stamps, and the automation rules
+    (base_automation patches `write`, so a button's state change fires them). Values that
+    change nothing are not written (Odoo's state is a recompute, which fires only on change)."""
+    row = table.rows[rid]
+    if all(row.get(k, table.fields[k].empty) == (None if v is False and table.fields[k].type != "boolean" else v)
+           for k, v in vals.items()):
+        return
+    before = webhooks.snapshot(env, table, rid)
+    table.update(rid, {**vals, "write_date": now_str(), "write_uid": env.uid})
+    webhooks.fire(env, table, rid, "write", before)
+
+
+def _insert(env: Env, model: str, vals: dict[str, Any]) -> int:
+    """A record a business method creates (no create hooks), with the automation rules."""
+    rid = env.db.insert(model, vals, uid=env.uid)
+    webhooks.fire(env, env.db.tables[model], rid, "create")
+    return rid
+
+
+def _po_currency_rate(env: Env, vals: dict[str, Any]) -> float:
+    """purchase.order.currency_rate: company currency -> order currency at date_order."""
+    company = vals.get("company_id")
+    return currency.conversion_rate(env.db, currency.company_currency(env.db, company), vals.get("currency_id"),
+                                    company, str(vals.get("date_order") or env.db.today()))
 
 
 def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
@@ -60,6 +89,11 @@ def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
         vals.setdefault("date_order", now_str())
         vals.setdefault("user_id", env.uid)
         vals.setdefault("company_id", 1)
+        # The company's currency (create() takes defaults with_company(company_id)); the
+        # vendor's purchase currency comes from the form's onchange, never from create.
+        if not vals.get("currency_id"):
+            vals["currency_id"] = currency.company_currency(env.db, vals["company_id"])
+        vals["currency_rate"] = _po_currency_rate(env, vals)
     elif model == "purchase.order.line":
         qty = float(vals.get("product_qty", 0.0))
         subtotal = qty * float(vals.get("price_unit", 0.0)) * (1 - float(vals.get("discount", 0.0)) / 100)
@@ -88,6 +122,8 @@ def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
         if not vals.get("activity_type_id"):
             todo = db.tables["ir.model.data"].lookup("name", "mail_activity_data_todo")
             vals["activity_type_id"] = _row(env, "ir.model.data", next(iter(todo), 0)).get("res_id")
+    elif model == "res.company" and not vals.get("currency_id"):
+        vals["currency_id"] = currency.company_currency(env.db, _row(env, "res.users", env.uid).get("company_id"))
     elif model == "stock.quant":
         _quant_diff(vals, {})
     elif model == "res.partner":
@@ -117,6 +153,8 @@ def after_create(env: Env, table: Table, rid: int) -> None:
 def before_write(env: Env, table: Table, rid: int, vals: dict[str, Any]) -> None:
     if table.name == "stock.quant" and ({"inventory_quantity", "quantity", "inventory_quantity_set"} & set(vals)):
         _quant_diff(vals, table.rows[rid])
+    if table.name == "purchase.order" and {"date_order", "currency_id", "company_id"} & set(vals):
+        vals["currency_rate"] = _po_currency_rate(env, {**table.rows[rid], **vals})
 
 
 def _po_amounts(env: Env, order_id: int) -> None:
@@ -148,12 +186,11 @@ def _add_quant(env: Env, product_id: int, location_id: int, qty: float, reserved
     found = _quants_at(env, product_id, location_id)
     if found:
         row = quants.rows[found[0]]
-        quants.update(found[0], {"quantity": row.get("quantity", 0.0) + qty,
-                                 "reserved_quantity": max(0.0, row.get("reserved_quantity", 0.0) + reserved)})
+        _write(env, quants, found[0], {"quantity": row.get("quantity", 0.0) + qty,
+                                        "reserved_quantity": max(0.0, row.get("reserved_quantity", 0.0) + reserved)})
     else:
-        env.db.insert("stock.quant", {"product_id": product_id, "location_id": location_id, "quantity": qty,
-                                      "reserved_quantity": max(0.0, reserved), "in_date": now_str(),
-                                      "company_id": 1}, uid=env.uid)
+        _insert(env, "stock.quant", {"product_id": product_id, "location_id": location_id, "quantity": qty,
+                                     "reserved_quantity": max(0.0, reserved), "in_date": now_str(), "company_id": 1})
 
 
 def picking_confirm(env: Env, table: Table, ids: list[int]) -> bool:
@@ -161,8 +198,8 @@ def picking_confirm(env: Env, table: Table, ids: list[int]) -> bool:
     for pid in ids:
         if table.rows[pid].get("state", "draft") == "draft":
             for mid in _moves(env, pid):
-                moves.update(mid, {"state": "confirmed"})
-            table.update(pid, {"state": "confirmed"})
+                _write(env, moves, mid, {"state": "confirmed"})
+            _write(env, table, pid, {"state": "confirmed"})
     return True
 
 
@@ -182,7 +219,7 @@ def picking_assign(env: Env, table: Table, ids: list[int]) -> bool:
                 continue
             need = move.get("product_uom_qty", 0.0)
             if not _is_internal(env, move.get("location_id")):
-                moves.update(mid, {"state": "assigned", qf: need})
+                _write(env, moves, mid, {"state": "assigned", qf: need})
                 any_ready = True
                 continue
             for qid in _quants_at(env, move["product_id"], move["location_id"]):
@@ -190,13 +227,13 @@ def picking_assign(env: Env, table: Table, ids: list[int]) -> bool:
                 free = q.get("quantity", 0.0) - q.get("reserved_quantity", 0.0)
                 take = max(0.0, min(free, need - move.get(qf, 0.0)))
                 if take:
-                    quants.update(qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) + take})
-                    moves.update(mid, {qf: move.get(qf, 0.0) + take})
+                    _write(env, quants, qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) + take})
+                    _write(env, moves, mid, {qf: move.get(qf, 0.0) + take})
             got = move.get(qf, 0.0)
             state = "assigned" if got >= need else ("partially_available" if got > 0 else "confirmed")
-            moves.update(mid, {"state": state})
+            _write(env, moves, mid, {"state": state})
             any_ready = any_ready or got > 0
-        table.update(pid, {"state": "assigned" if any_ready else "confirmed"})
+        _write(env, table, pid, {"state": "assigned" if any_ready else "confirmed"})
     return True
 
 
@@ -229,11 +266,11 @@ def picking_validate(env: Env, table: Table, ids: list[int]) -> Any:
                 _add_quant(env, move["product_id"], move["location_id"], -done, -reserved)
             if _is_internal(env, move.get("location_dest_id")):
                 _add_quant(env, move["product_id"], move["location_dest_id"], done)
-            moves.update(mid, env.db.adapt("stock.move", {"state": "done", "quantity": done, "picked": True,
-                                                          "date": stamp}))
+            _write(env, moves, mid, env.db.adapt("stock.move", {"state": "done", "quantity": done, "picked": True,
+                                                                "date": stamp}))
             if done < demand:
                 leftovers.append((move, demand - done))
-        table.update(pid, {"state": "done", "date_done": stamp})
+        _write(env, table, pid, {"state": "done", "date_done": stamp})
         if leftovers:
             _backorder(env, table, picking, leftovers)
     return True
@@ -258,8 +295,8 @@ def picking_cancel(env: Env, table: Table, ids: list[int]) -> bool:
         if table.rows[pid].get("state") == "done":
             raise UserError("You cannot cancel a transfer that is done.")
         for mid in _moves(env, pid):
-            moves.update(mid, {"state": "cancel"})
-        table.update(pid, {"state": "cancel"})
+            _write(env, moves, mid, {"state": "cancel"})
+        _write(env, table, pid, {"state": "cancel"})
     return True
 
 
@@ -277,11 +314,11 @@ def picking_unreserve(env: Env, table: Table, ids: list[int]) -> None:
                 for qid in _quants_at(env, move["product_id"], move["location_id"]):
                     q = quants.rows[qid]
                     give = min(left, q.get("reserved_quantity", 0.0))
-                    quants.update(qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) - give})
+                    _write(env, quants, qid, {"reserved_quantity": q.get("reserved_quantity", 0.0) - give})
                     left -= give
-            moves.update(mid, env.db.adapt("stock.move", {"state": "confirmed", "quantity": 0.0}))
+            _write(env, moves, mid, env.db.adapt("stock.move", {"state": "confirmed", "quantity": 0.0}))
         if table.rows[pid].get("state") == "assigned":
-            table.update(pid, {"state": "confirmed"})
+            _write(env, table, pid, {"state": "confirmed"})
 
 
 def quant_apply_inventory(env: Env, table: Table, ids: list[int]) -> bool:
@@ -294,13 +331,13 @@ def quant_apply_inventory(env: Env, table: Table, ids: list[int]) -> bool:
         diff = q.get("inventory_quantity", 0.0) - q.get("quantity", 0.0)
         if diff:
             src, dst = (inv_loc, q["location_id"]) if diff > 0 else (q["location_id"], inv_loc)
-            db.insert("stock.move", db.adapt("stock.move", {
+            _insert(env, "stock.move", db.adapt("stock.move", {
                 "product_id": q["product_id"], "product_uom_qty": abs(diff), "quantity": abs(diff), "state": "done",
                 "date": now_str(), "location_id": src, "location_dest_id": dst, "is_inventory": True,
-                "name": "Product Quantity Updated", "company_id": 1, "picked": True}), uid=env.uid)
-        table.update(qid, {"quantity": q.get("inventory_quantity", 0.0), "inventory_quantity": 0.0,
-                           "inventory_diff_quantity": 0.0, "inventory_quantity_set": False,
-                           "last_count_date": db.today()})
+                "name": "Product Quantity Updated", "company_id": 1, "picked": True}))
+        _write(env, table, qid, {"quantity": q.get("inventory_quantity", 0.0), "inventory_quantity": 0.0,
+                                 "inventory_diff_quantity": 0.0, "inventory_quantity_set": False,
+                                 "last_count_date": db.today()})
     return True
 
 
@@ -325,20 +362,35 @@ def _receipt(env: Env, order: dict[str, Any]) -> None:
     picking_assign(env, pickings, [pid])
 
 
-def _approval_allowed(env: Env, order: dict[str, Any]) -> bool:
-    """Odoo 17's purchase.order._approval_allowed: one-step validation, an amount below the
-    company's double validation amount (converted to the order's currency: the simulator
-    has one currency, so the conversion is the identity), or a Purchase Manager."""
-    company = _row(env, "res.company", order.get("company_id"))
-    if company.get("po_double_validation", "one_step") == "one_step":
-        return True
-    if order.get("amount_total", 0.0) < company.get("po_double_validation_amount", 0.0):
-        return True
+def _is_purchase_manager(env: Env) -> bool:
     refs = env.db.tables["ir.model.data"]
     manager = next((refs.rows[r]["res_id"] for r in refs.lookup("name", "group_purchase_manager")
                     if refs.rows[r].get("module") == "purchase"), None)
     groups = _row(env, "res.users", env.uid).get("groups_id") or ()
     return manager is not None and manager in groups
+
+
+def double_validation_limit(env: Env, order: dict[str, Any]) -> float:
+    """The company's double validation amount in the order's currency, as Odoo 17 converts
+    it: from `env.company.currency_id` (the user's company) with the rate of the order's
+    company at the order's date (`date_order or today`)."""
+    company = _row(env, "res.company", order.get("company_id"))
+    user_company = _row(env, "res.users", env.uid).get("company_id") or order.get("company_id")
+    return currency.convert(env.db, float(company.get("po_double_validation_amount") or 0.0),
+                            currency.company_currency(env.db, user_company), order.get("currency_id"),
+                            order.get("company_id"), str(order.get("date_order") or env.db.today()))
+
+
+def _approval_allowed(env: Env, order: dict[str, Any]) -> bool:
+    """Odoo 17's purchase.order._approval_allowed: the company validates in one step; or
+    two steps and the order's total is below the double validation amount converted to
+    the order's currency; or the user is a Purchase Manager."""
+    company = _row(env, "res.company", order.get("company_id"))
+    if company.get("po_double_validation", "one_step") == "one_step":
+        return True
+    if order.get("amount_total", 0.0) < double_validation_limit(env, order):
+        return True
+    return _is_purchase_manager(env)
 
 
 def po_confirm(env: Env, table: Table, ids: list[int]) -> bool:
@@ -349,7 +401,7 @@ def po_confirm(env: Env, table: Table, ids: list[int]) -> bool:
         if _approval_allowed(env, order):
             po_approve(env, table, [oid])
         else:
-            table.update(oid, {"state": "to approve"})
+            _write(env, table, oid, {"state": "to approve"})
     return True
 
 
@@ -359,21 +411,21 @@ def po_approve(env: Env, table: Table, ids: list[int], force: bool = False) -> d
         order = table.rows[oid]
         if order.get("state", "draft") not in ("to approve", "draft", "sent") or not _approval_allowed(env, order):
             continue
-        table.update(oid, {"state": "purchase", "date_approve": now_str()})
+        _write(env, table, oid, {"state": "purchase", "date_approve": now_str()})
         _receipt(env, table.rows[oid])
     return {}
 
 
 def po_cancel(env: Env, table: Table, ids: list[int]) -> bool:
     for oid in ids:
-        table.update(oid, {"state": "cancel"})
+        _write(env, table, oid, {"state": "cancel"})
     return True
 
 
 def so_confirm(env: Env, table: Table, ids: list[int]) -> bool:
     for oid in ids:
         if table.rows[oid].get("state", "draft") in ("draft", "sent"):
-            table.update(oid, {"state": "sale"})
+            _write(env, table, oid, {"state": "sale"})
     return True
 
 

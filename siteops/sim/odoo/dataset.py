@@ -144,12 +144,16 @@ class Generator:
         self._catalog()
         self._partners()
         self.site_stocked: dict[str, list[int]] = {}
+        self.site_users: dict[str, list[int]] = {}
         for site in self.sites:
             self._site(site)
             self.site_stocked[site.code] = list(self.stocked)
+            self.site_users[site.code] = list(self.users)
         self._replenishment()
+        self._foreign_currency()
         self.truth = {
             "replenishment": self.replenishment_truth,
+            "currencies": self.currency_truth,
             "seed": self.seed, "scale": self.scale, "odoo_version": self.version,
             "now": self.now.strftime(DT), "db": self.db.name, "definitions": DEFINITIONS,
             "plant_factor": PLANT_FACTOR, "healthy_factor": HEALTHY_FACTOR,
@@ -168,8 +172,15 @@ class Generator:
         self.ins("res.partner", name="SiteOps Distribution", complete_name="SiteOps Distribution",
                  is_company=True, company_type="company", email="info@siteops.example",
                  street="100 Depot Road", city="Springfield", zip="62701", country_code="US")
+        # Currencies first (their own table: no other id moves). USD is the company's; EUR
+        # has dated rates and one vendor (see _foreign_currency).
+        self.usd = self.ins("res.currency", name="USD", full_name="United States dollar", symbol="$",
+                            position="before", rounding=0.01, currency_unit_label="Dollars",
+                            currency_subunit_label="Cents")
+        self.eur = self.ins("res.currency", name="EUR", full_name="Euro", symbol="\u20ac", position="after",
+                            rounding=0.01, currency_unit_label="Euros", currency_subunit_label="Cents")
         self.ins("res.company", name="SiteOps Distribution", partner_id=1, email="info@siteops.example",
-                 po_double_validation="two_step", po_double_validation_amount=10000.0)
+                 po_double_validation="two_step", po_double_validation_amount=10000.0, currency_id=self.usd)
         self.ins("res.partner", name="OdooBot", complete_name="OdooBot", active=False, company_id=1)
         self.ins("res.partner", name="Mitchell Admin", complete_name="Mitchell Admin", company_id=1,
                  email="admin@siteops.example")
@@ -390,6 +401,7 @@ class Generator:
                 self._done_date() if receipt_state == "done" else self.ts(timedelta(days=rng.uniform(2, 20)))
             po = self.ins("purchase.order", name=self.db.next_name("P"), partner_id=vendor, state=state,
                           date_order=ordered, date_planned=planned, company_id=1, user_id=rng.choice(self.users),
+                          currency_id=self.usd, currency_rate=1.0,
                           picking_type_id=self.ctx["types"]["incoming"], create_date=ordered,
                           date_approve=ordered if state in ("purchase", "done") else False,
                           receipt_status={"done": "full", "assigned": "pending"}.get(receipt_state or "", False),
@@ -677,6 +689,57 @@ class Generator:
                          quantity=float(rng.randint(400, 600)), reserved_quantity=0.0, in_date=self._done_date())
             truth[site.code] = {"covered": covered, "uncovered": uncovered}
         self.replenishment_truth = truth
+
+    def _foreign_currency(self) -> None:
+        """EUR, with dated rates, and a European vendor's two orders at the central site
+        whose double validation the conversion decides (no random draws: the rest of the
+        data set is unchanged). Both total 9,200 EUR, numerically below the company's
+        10,000 USD; converted at their own date:
+
+        * drafted 6 days ago (rate 0.86): the limit is 8,600 EUR, so the order waits in
+          `to approve` (it is 10,697.67 USD: siteops routes it above the approval limit);
+        * drafted 45 days ago (rate 0.95): the limit is 9,500 EUR, so a branch user's
+          button_confirm approves it at once (it is 9,684.21 USD).
+        """
+        from siteops.sim.odoo import currency
+
+        db = self.db
+        self.xmlid("base", "USD", "res.currency", self.usd)
+        self.xmlid("base", "EUR", "res.currency", self.eur)
+        rates = {self.ts(-timedelta(days=days))[:10]: rate for days, rate in EUR_RATES}
+        for day, rate in rates.items():
+            self.ins("res.currency.rate", name=day, rate=rate, currency_id=self.eur, company_id=1)
+        vendor = self.ins("res.partner", name="Rhein Armaturen GmbH", complete_name="Rhein Armaturen GmbH",
+                          is_company=True, company_type="company", supplier_rank=1, ref="V9001",
+                          email="orders@rhein-armaturen.example", city="K\u00f6ln", country_code="DE",
+                          x_vendor_class="approved", property_purchase_currency_id=self.eur)
+        site = next((s for s in self.sites if s.code == self.central), self.sites[0])
+        wh_rows = db.tables["stock.warehouse"]
+        wh = wh_rows.rows[next(iter(wh_rows.lookup("code", site.odoo_warehouse)))]
+        buyer = next(iter(self.site_users.get(site.code) or [2]))
+        product = (self.site_stocked.get(site.code) or self.storable)[0]
+        name = db.tables["product.product"].rows[product]["name"]
+        orders: dict[str, int] = {}
+        for key, days, state in (("to_approve", 6, "to approve"), ("draft", 45, "draft")):
+            ordered = self.ts(-timedelta(days=days))
+            planned = self.ts(timedelta(days=10))
+            po = self.ins("purchase.order", name=db.next_name("P"), partner_id=vendor, state=state,
+                          date_order=ordered, date_planned=planned, company_id=1, user_id=buyer,
+                          picking_type_id=wh["in_type_id"], create_date=ordered, create_uid=buyer,
+                          currency_id=self.eur, amount_untaxed=8000.0, amount_tax=1200.0, amount_total=9200.0,
+                          currency_rate=currency.conversion_rate(db, self.usd, self.eur, 1, ordered))
+            uom = "product_uom_id" if self.version >= 19 else "product_uom"
+            self.ins("purchase.order.line", order_id=po, product_id=product, name=name, product_qty=40.0,
+                     product_uom_qty=40.0, price_unit=200.0, price_subtotal=8000.0, price_total=9200.0,
+                     date_planned=planned, company_id=1, **{uom: self.uom_unit})
+            orders[key] = po
+        self.currency_truth = {"company": "USD", "EUR": {
+            "id": self.eur, "rates": rates, "vendor": vendor, "site": site.code, "orders": orders,
+            "amount_total": 9200.0, "double_validation_amount_usd": 10000.0}}
+
+
+EUR_RATES = ((365, 0.93), (120, 0.95), (30, 0.86))  # (days before now, EUR per USD)
+
 
 def _median_mad(values: list[float]) -> tuple[float, float]:
     med = statistics.median(values)

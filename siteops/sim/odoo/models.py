@@ -187,6 +187,17 @@ def _imd_complete_name(sim: Any, table: Any, row: dict[str, Any]) -> str:
     return f"{row.get('module')}.{row.get('name')}"
 
 
+def _currency(name: str) -> Callable[..., Any]:
+    """A compute of siteops.sim.odoo.currency, imported when first called (no cycle)."""
+
+    def compute(sim: Any, table: Any, row: dict[str, Any]) -> Any:
+        from siteops.sim.odoo import currency
+
+        return getattr(currency, name)(sim, table, row)
+
+    return compute
+
+
 PRIORITY = [("0", "Normal"), ("1", "Urgent")]
 
 
@@ -251,6 +262,7 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
                                      ("two_step", "Get 2 levels of approvals to confirm a purchase order")],
             default="one_step"),
         money("po_double_validation_amount", "Double validation amount", default=5000.0),
+        m2o("currency_id", "res.currency", "Currency", required=True),
     ])
     _add(M, ModelDef("res.users", "User", order="name, login", rec_names_search=("name", "login")), [
         char("name", "Name", required=True), char("login", "Login", required=True, index=True),
@@ -286,6 +298,9 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         sel("x_tier", [("gold", "Gold"), ("silver", "Silver"), ("standard", "Standard")], "Customer Tier"),
         # A custom (Studio-style) field: the vendor class the approval matrix routes by.
         char("x_vendor_class", "Vendor Class"),
+        # purchase's company-dependent "Supplier Currency": the UI's onchange puts it on a new
+        # order; an order created over RPC without currency_id gets the company's.
+        m2o("property_purchase_currency_id", "res.currency", "Supplier Currency"),
     ])
     _add(M, ModelDef("product.category", "Product Category", order="complete_name", rec_name="complete_name",
                      parent_name="parent_id"), [
@@ -499,6 +514,10 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         o2m("picking_ids", "stock.picking", "purchase_id", "Receptions"),
         sel("receipt_status", [("pending", "Not Received"), ("partial", "Partially Received"),
                                ("full", "Fully Received")], "Receipt Status"),
+        # Amounts are in the order's currency; currency_rate (stored, computed from date_order,
+        # currency_id and company_id) is company currency -> order currency at date_order.
+        m2o("currency_id", "res.currency", "Currency", required=True),
+        flt("currency_rate", "Currency Rate", readonly=True),
     ]
     if v >= 19:
         po_fields.append(boolean("locked", "Locked"))
@@ -518,6 +537,7 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         related("state", "order_id.state", "selection", "Status", selection=tuple(po_states)),
         m2o("company_id", "res.company", "Company"),
         o2m("move_ids", "stock.move", "purchase_line_id", "Reservation"),
+        related("currency_id", "order_id.currency_id", "many2one", "Currency", relation="res.currency"),
     ])
     _add(M, ModelDef("sale.order", "Sales Order", order="date_order desc, id desc",
                      rec_names_search=("name",), mail_thread=True), [
@@ -594,5 +614,26 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
             default="fixed", required=True),
         m2o("company_id", "res.company", "Company"), flt("fixed_price", "Fixed Price"),
         char("tracking_url", "Tracking Link"),
+    ])
+    # Last, so that the ir.model rows (and ids) of the models above stay as they were.
+    _add(M, ModelDef("res.currency", "Currency", order="active desc, name",
+                     rec_names_search=("name", "full_name")), [
+        char("name", "Currency", required=True), char("full_name", "Name"), char("symbol", required=True),
+        computed("rate", "float", _currency("current_rate"), "Current Rate"),
+        computed("inverse_rate", "float", _currency("current_inverse_rate")),
+        o2m("rate_ids", "res.currency.rate", "currency_id", "Rates"),
+        flt("rounding", "Rounding Factor", default=0.01),
+        computed("decimal_places", "integer", _currency("decimal_places")),
+        boolean("active", default=True),
+        sel("position", [("after", "After Amount"), ("before", "Before Amount")], "Symbol Position",
+            default="after"),
+        char("currency_unit_label", "Currency Unit"), char("currency_subunit_label", "Currency Subunit"),
+    ])
+    _add(M, ModelDef("res.currency.rate", "Currency Rate", order="name desc"), [
+        date("name", "Date", required=True), flt("rate", "Technical Rate"),
+        computed("company_rate", "float", _currency("company_rate")),
+        computed("inverse_company_rate", "float", _currency("inverse_company_rate")),
+        m2o("currency_id", "res.currency", "Currency", required=True, readonly=True),
+        m2o("company_id", "res.company", "Company"),
     ])
     return M

@@ -297,9 +297,10 @@ class Env:
         plain.update(write_date=now_str(), write_uid=self.uid)
         for rid in ids:
             actions.before_write(self, table, rid, plain)
+            before = webhooks.snapshot(self, table, rid)
             table.update(rid, plain)
             self._apply_x2many(table, rid, x2many)
-            webhooks.fire(self, table, rid, "write")
+            webhooks.fire(self, table, rid, "write", before)
         return True
 
     def m_unlink(self, table: Table, ids: list[int]) -> bool:
@@ -349,6 +350,8 @@ class Env:
                 out[name] = f.default
             elif name == "company_id" and f.relation == "res.company":
                 out[name] = 1
+            elif name == "currency_id" and table.name == "purchase.order":
+                out[name] = self.db.tables["res.company"].rows.get(1, {}).get("currency_id", False)
             elif name == "user_id" and f.relation == "res.users" and table.name in (
                     "stock.picking", "purchase.order", "sale.order", "mail.activity"):
                 out[name] = self.uid

@@ -411,14 +411,18 @@ class Handler(BaseHTTPRequestHandler):
                 srv.log.clear()
             return self._send_json(200, srv.log.entries() if verb == "GET" else [])
         if path == "/__sim__/webhooks":
-            # Odoo's "Send Webhook Notification" rules: POST {model, url, name, trigger, fields}.
-            from siteops.sim.odoo.webhooks import WebhookRule, rules
+            # Odoo's automation rules sending a webhook: POST {model, url, name, trigger,
+            # fields, domain, pre_domain}; one that Odoo would not save is refused with 400.
+            from siteops.sim.odoo.webhooks import WebhookRule, rules, validate
 
             if verb == "DELETE":
                 rules(srv.db).clear()
             elif verb == "POST":
                 try:
-                    rules(srv.db).append(WebhookRule(**json.loads(body or b"{}")))
+                    rule = WebhookRule(**json.loads(body or b"{}"))
+                    with srv.db.lock:
+                        validate(srv.db, rule)
+                        rules(srv.db).append(rule)
                 except (ValueError, TypeError) as exc:
                     return self._send_json(400, {"error": str(exc)})
             return self._send_json(200, [r.as_dict() for r in rules(srv.db)])
