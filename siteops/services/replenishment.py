@@ -118,7 +118,7 @@ class Replenishment:
         pids = sorted({p for p in (m2o_id(r["product_id"]) for r in rows) if p})
         if not pids:
             return out
-        here = self._quantities(int(self.wh["id"]), pids)
+        here = self.quantities(int(self.wh["id"]), pids)
         ops = [Orderpoint(pid, float(r["product_min_qty"] or 0), float(r["product_max_qty"] or 0),
                           float(r["qty_multiple"] or 1), here.get(pid, (0.0, 0.0))[0], name=str(r.get("name") or ""),
                           product_name=m2o_name(r["product_id"]) or str(pid))
@@ -133,8 +133,8 @@ class Replenishment:
                           m2o_name(products.get(op.product_id, {}).get("categ_id")), op.name, op.product_name)
                for op in ops if op.product_id in short]
         out.orderpoints = {op.product_id: op for op in reversed(ops)}  # the first orderpoint per product
-        out.central = self._central(short)
-        suppliers, out.partners = self._suppliers(short)
+        out.central = self.central_stock(short)
+        suppliers, out.partners = self.suppliers(short)
         out.proposals, out.skipped = propose_replenishment(
             self.site.code, ops, central_site=self.central_code, central=out.central, suppliers=suppliers,
             open_products=self.open_products(short), lead_time_days=self.lead_time_days,
@@ -143,7 +143,7 @@ class Replenishment:
 
     # -- the reads ------------------------------------------------------------------------
 
-    def _quantities(self, wh: int, pids: list[int]) -> dict[int, tuple[float, float]]:
+    def quantities(self, wh: int, pids: list[int]) -> dict[int, tuple[float, float]]:
         """product -> (on hand, free: on hand less reserved) in the warehouse's internal locations."""
         totals: dict[int, tuple[float, float]] = {}
         for q in self.odoo.search_read("stock.quant", [("product_id", "in", pids),
@@ -156,7 +156,7 @@ class Replenishment:
                 totals[pid] = (qty + n, free + n - float(q.get("reserved_quantity") or 0))
         return totals
 
-    def _central(self, pids: list[int]) -> dict[int, CentralStock]:
+    def central_stock(self, pids: list[int]) -> dict[int, CentralStock]:
         """The central warehouse's free quantity and its own minimum (the highest of its orderpoints)."""
         if self.central_wh is None:
             return {}
@@ -167,10 +167,10 @@ class Replenishment:
                                        ["product_id", "product_min_qty"]):
             if (pid := m2o_id(o["product_id"])) is not None:
                 mins[pid] = max(mins.get(pid, 0.0), float(o["product_min_qty"] or 0))
-        there = self._quantities(cwh, pids)
+        there = self.quantities(cwh, pids)
         return {pid: CentralStock(there.get(pid, (0.0, 0.0))[1], mins.get(pid, 0.0)) for pid in pids}
 
-    def _suppliers(self, pids: list[int]) -> tuple[dict[int, list[Supplier]], dict[int, str]]:
+    def suppliers(self, pids: list[int]) -> tuple[dict[int, list[Supplier]], dict[int, str]]:
         """product -> its `product.supplierinfo` rows; partner id -> name."""
         infos = self.odoo.search_read("product.supplierinfo", [("product_id", "in", pids)],
                                       ["partner_id", "product_id", "sequence", "price", "delay"])
