@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sim_page.py
 	$(BIN)/python bench/triage_accuracy.py
 	$(BIN)/python bench/edi_inbound.py
+	$(BIN)/python bench/carrier_rate.py
 
 worker: $(STAMP)
 	@test -n "$(SITE)" || { echo "usage: make worker SITE=NORTH"; exit 2; }
