@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,6 +42,60 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+def approvals_to_decide(odoo: Any, cli_json: Callable[..., Any]) -> tuple[dict, dict, list[dict]] | None:
+    """A pending transfer request and a pending purchase request whose order goes to an EDI
+    partner's vendor (sites.toml), both with their Odoo record made, and every pending
+    request; None until there are."""
+    from siteops.config.edi import load_edi
+
+    listed = cli_json("approvals", "--status", "pending")
+    pending = [r for r in listed if r["record"]["id"]]
+    transfer = next((r for r in pending if r["kind"] == "transfer"), None)
+    purchases = {int(r["record"]["id"]): r for r in pending if r["kind"] == "purchase"}
+    if transfer is None or not purchases:
+        return None
+    refs = {p.odoo_vendor_ref for p in load_edi(ROOT / "sites.toml")}
+    orders = odoo.env["purchase.order"].read(sorted(purchases), ["partner_id"])
+    vendors = {int(v["id"]): v["ref"] for v in odoo.env["res.partner"].read(
+        sorted({int(o["partner_id"][0]) for o in orders}), ["ref"])}
+    edi = [purchases[int(o["id"])] for o in orders if vendors[int(o["partner_id"][0])] in refs]
+    return (transfer, edi[0], listed) if edi else None
+
+
+def approval_activity(odoo: Any, request_id: int) -> list[dict]:
+    """The open Odoo activity of the request's pending tier (what its approver sees)."""
+    return odoo.env["mail.activity"].search_read([("summary", "=like", f"Approval #{request_id}: %")],
+                                                 ["summary", "user_id"])
+
+
+def decide_every_tier(request_id: int, cli_json: Callable[..., Any],
+                      siteops: Callable[..., subprocess.CompletedProcess[str]]) -> dict:
+    """Approve each tier from the CLI as a member of its group who may decide it: not the
+    requester, not the record's creator, not an earlier tier's decider (the request's own
+    approvers, from `siteops approvals show`). Returns the request as shown before."""
+    request = cli_json("approvals", "show", str(request_id))
+    earlier: list[str] = []
+    for n, tier in enumerate(request["tiers"], 1):
+        blocked = {request["requested_by"], request["created_by"], *earlier}
+        login = next(a for a in tier["approvers"] if a not in blocked)
+        out = siteops("approvals", "decide", str(request_id), "--approve", "--as", login)
+        assert out.returncode == 0, out.stdout + out.stderr
+        outcome = "approved" if n == len(request["tiers"]) else "tier_approved"
+        assert f"request {request_id}: {outcome} (tier {tier['group']} by {login})" in out.stdout, out.stdout
+        earlier.append(login)
+    return request
+
+
+def applied(request_id: int, cli_json: Callable[..., Any]) -> str | None:
+    """What siteops did in Odoo for an approved request, once done (None before)."""
+    request = cli_json("approvals", "show", str(request_id))
+    if not request or not request["applied"]:
+        return None
+    assert request["status"] == "approved", request
+    assert all(t["status"] == "approved" and t["decided_by"] in t["approvers"] for t in request["tiers"])
+    return str(request["applied"])
 
 
 def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Path) -> None:
@@ -72,6 +129,15 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         out = subprocess.run([sys.executable, "-m", "siteops.cli", "shipments", "--json"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)
         return json.loads(out.stdout) if out.returncode == 0 else []
+
+    def cli_json(*args: str) -> Any:
+        out = subprocess.run([sys.executable, "-m", "siteops.cli", *args, "--json"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout) if out.returncode == 0 else []
+
+    def siteops(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
 
     def complete_scans() -> int:
         with sqlite3.connect(var / "siteops.db") as db:
@@ -111,6 +177,17 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         for site in ("CW", "NORTH", "SOUTH", "EAST", "WEB", "platform"):
             assert f'siteops_workers_alive{{site="{site}"}} 1.0' in metrics
         assert "siteops_beat_last_tick_timestamp_seconds" in metrics
+
+        # Odoo's automation rules are wired per site: record changes arrive by webhook and
+        # the ingress takes them (the catch-up scan is only the safety net).
+        assert "20 Odoo automation rules registered" in log.read_text()
+
+        def webhooks_accepted() -> float:
+            text = httpx.get(f"http://127.0.0.1:{exporter_port}/metrics", timeout=10).text
+            found = re.search(r'siteops_ingress_requests_total\{outcome="accepted",route="odoo"\} ([0-9.e+]+)', text)
+            return float(found.group(1)) if found else 0.0
+
+        poll(lambda: webhooks_accepted() > 0, 120, "an Odoo webhook accepted by the ingress", interval=2)
 
         # The first scans ran on the demo data: exactly the planted findings, each with its
         # activity in the simulated Odoo and its webhook delivery.
@@ -155,6 +232,24 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         with sqlite3.connect(var / "siteops.db") as db:
             assert db.execute("select task_name, error_message from dead_letters").fetchall() == []
 
+        # Approvals: the demo's shortages and people's drafts wait for a decision, in tiers, in
+        # siteops and in Odoo. One transfer and one purchase order to an EDI vendor are decided
+        # from the CLI here, before the EDI wait, so that their outcome is applied meanwhile.
+        transfer, purchase, pending = poll(lambda: approvals_to_decide(odoo, cli_json), 120,
+                                           "a pending transfer and purchase request", interval=2)
+        assert all(r["tiers"] and r["record"]["model"] for r in pending)
+        for request in (transfer, purchase):
+            poll(lambda r=request: approval_activity(odoo, r["id"]), 30,
+                 f"an Odoo activity for approval #{request['id']}")
+        # Segregation of duties: the requester cannot approve their own request (and the
+        # refusal decides nothing: every tier is still undecided below).
+        refused = siteops("approvals", "decide", str(purchase["id"]), "--approve", "--as", purchase["requested_by"])
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert f"refused: {purchase['requested_by']} requested this approval" in refused.stderr
+        decide_every_tier(transfer["id"], cli_json, siteops)
+        before = decide_every_tier(purchase["id"], cli_json, siteops)
+        assert before["status"] == "pending" and not any(t["decided_by"] for t in before["tiers"])
+
         # EDI: the demo's confirmed orders went to the simulated supplier and its answers came back.
         def edi(query: str) -> int:
             with sqlite3.connect(var / "siteops.db") as db:
@@ -167,19 +262,25 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
 
         # Triage: the sample customer messages came in through the ingress; each is classified
         # and routed to a site, or waits for a person when the model is unsure.
-        def cli_json(*args: str) -> list[dict]:
-            out = subprocess.run([sys.executable, "-m", "siteops.cli", *args, "--json"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=60)
-            return json.loads(out.stdout) if out.returncode == 0 else []
-
         messages = poll(lambda: (m := cli_json("triage")) and all(x["status"] != "new" for x in m) and m, 120,
                         "the sample messages to be triaged", interval=2)
         assert len(messages) == 12 and {m["status"] for m in messages} <= {"routed", "review"}
         assert any(m["status"] == "routed" for m in messages) and any(m["status"] == "review" for m in messages)
-        # Approvals: the demo's shortages and people's drafts wait for a decision, in tiers.
-        pending = poll(lambda: cli_json("approvals", "--status", "pending"), 120, "pending approval requests",
-                       interval=2)
-        assert all(r["tiers"] and r["record"]["model"] for r in pending)
+
+        # The decisions' outcome, as a user sees it: the transfer confirmed in Odoo, the purchase
+        # order confirmed there and sent to its supplier by EDI.
+        picking, order = transfer["record"]["id"], purchase["record"]["id"]
+        assert poll(lambda: applied(transfer["id"], cli_json), 60, "the approved transfer applied") == \
+            "transfer confirmed"
+        assert odoo.env["stock.picking"].read([picking], ["state"])[0]["state"] in ("waiting", "confirmed",
+                                                                                    "assigned")
+        done = poll(lambda: applied(purchase["id"], cli_json), 60, "the approved purchase order applied")
+        assert done.startswith("purchase order confirmed; EDI dispatch enqueued"), done
+        po = odoo.env["purchase.order"].read([order], ["state", "name"])[0]
+        assert po["state"] == "purchase"
+        poll(lambda: edi("select count(*) from edi_exchanges where direction = 'out' and doc_type in "
+                         f"('850', 'ORDERS') and odoo_model = 'purchase.order' and odoo_id = {int(order)} "
+                         f"and business_key = '{po['name']}'") == 1, 60, "the approved order sent by EDI")
         with sqlite3.connect(var / "siteops.db") as db:
             assert db.execute("select task_name, error_message from dead_letters").fetchall() == []
 

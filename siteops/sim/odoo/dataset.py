@@ -107,6 +107,7 @@ class Generator:
                 self.approvals = load_registry().approvals
             except Exception:  # the registry is optional for the simulator
                 self.approvals = None
+        self.edi_refs = _edi_vendor_refs(sites)
         self.central = str((getattr(sites, "defaults", None) or {}).get("central_site", "CW"))
         if not self.sites:
             raise ValueError("the data set needs at least one site")
@@ -688,6 +689,7 @@ class Generator:
                 self.ins("stock.quant", product_id=pid, location_id=cw["lot_stock_id"], company_id=1,
                          quantity=float(rng.randint(400, 600)), reserved_quantity=0.0, in_date=self._done_date())
             truth[site.code] = {"covered": covered, "uncovered": uncovered}
+        self._edi_suppliers([p for t in truth.values() for p in t["uncovered"]])
         self.replenishment_truth = truth
 
     def _foreign_currency(self) -> None:
@@ -736,6 +738,35 @@ class Generator:
         self.currency_truth = {"company": "USD", "EUR": {
             "id": self.eur, "rates": rates, "vendor": vendor, "site": site.code, "orders": orders,
             "amount_total": 9200.0, "double_validation_amount_usd": 10000.0}}
+
+    def _edi_suppliers(self, products: list[int]) -> None:
+        """The shortages the central warehouse cannot cover are bought from the EDI partners'
+        vendors (their first supplier, in turn), so that approving one sends the order by EDI
+        as the demo promises. No random draws: the rest of the data set is unchanged."""
+        vendors = self.db.tables["res.partner"]
+        edi = [v for ref in self.edi_refs for v in self.vendors if vendors.rows[v].get("ref") == ref]
+        if not edi:
+            return
+        infos = self.db.tables["product.supplierinfo"]
+        for i, pid in enumerate(products):
+            rows = sorted(infos.lookup("product_id", pid), key=lambda r: infos.rows[r]["sequence"])
+            vendor = edi[i % len(edi)]
+            for other in rows[1:]:  # the second supplier keeps a vendor of its own
+                if infos.rows[other]["partner_id"] == vendor:
+                    infos.update(other, {"partner_id": infos.rows[rows[0]]["partner_id"]})
+            if rows:
+                infos.update(rows[0], {"partner_id": vendor})
+
+def _edi_vendor_refs(sites: Any) -> list[str]:
+    """The Odoo vendor refs of the EDI partners in sites.toml (`sites`'s file when it is a
+    registry), if it loads: the simulator runs without one."""
+    try:
+        from siteops.config.edi import load_edi
+
+        registry = sites if hasattr(sites, "path") and hasattr(sites, "approvals") else None
+        return [p.odoo_vendor_ref for p in load_edi(registry=registry)]
+    except Exception:
+        return []
 
 
 EUR_RATES = ((365, 0.93), (120, 0.95), (30, 0.86))  # (days before now, EUR per USD)
