@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 
 import pytest
 
-from tests.conftest import odoo_simulator, poll
+from tests.conftest import TMP, environment, odoo_simulator, poll, use_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SITE = "NORTH"
@@ -19,10 +20,17 @@ SITE = "NORTH"
 
 @pytest.fixture(scope="module")
 def odoo():
+    from siteops.config.settings import get_settings
     from siteops.connectors.odoo import get_client
 
-    with odoo_simulator(seed=11, scale=0.3):
+    # Mailboxes and a store of its own: other tests in this process (approvals) send orders
+    # to the same partners, and this module counts files and exchanges.
+    own = TMP / f"edi-cycle-{uuid.uuid4().hex[:6]}"
+    own.mkdir()
+    with environment(SITEOPS_VAR_DIR=str(own)), use_store(f"sqlite:///{own / 'siteops.db'}"), \
+            odoo_simulator(seed=11, scale=0.3):
         yield get_client(SITE)
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
