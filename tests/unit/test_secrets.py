@@ -141,11 +141,11 @@ def test_alert_webhook_secret_refusals_are_permanent(tmp_path: Path, monkeypatch
     monkeypatch.setenv("SITEOPS_WEBHOOK_SECRET_FILE", str(secret_file(tmp_path, "hmac-key\n")))
     assert configured_secret() == "hmac-key"
     monkeypatch.setenv("SITEOPS_WEBHOOK_SECRET_FILE", str(tmp_path / "absent"))
-    with pytest.raises(PermanentError, match="SITEOPS_WEBHOOK_SECRET_FILE .*absent") as caught:
+    with pytest.raises(PermanentError, match=r"SITEOPS_WEBHOOK_SECRET_FILE .*absent") as caught:
         configured_secret()
     assert caught.value.system == "webhook"
     monkeypatch.delenv("SITEOPS_WEBHOOK_SECRET_FILE")
-    with pytest.raises(PermanentError, match="SITEOPS_WEBHOOK_SECRET .*not set"):
+    with pytest.raises(PermanentError, match=r"SITEOPS_WEBHOOK_SECRET .*not set"):
         configured_secret()
 
 
@@ -173,7 +173,7 @@ def test_ingress_tokens_switch_sources_on_and_refuse_bad_files(tmp_path: Path) -
     assert load_secrets({"SITEOPS_INGRESS_ODOO_TOKEN_FILE": str(token)}) == {"odoo": "odoo-token"}
     assert load_secrets({"SITEOPS_INGRESS_MESSAGES_TOKEN": " msg-token "}) == {"messages": "msg-token"}
     assert load_secrets({}) == {}
-    with pytest.raises(SecretError, match="SITEOPS_INGRESS_ODOO_TOKEN_FILE .* empty"):
+    with pytest.raises(SecretError, match=r"SITEOPS_INGRESS_ODOO_TOKEN_FILE .* empty"):
         load_secrets({"SITEOPS_INGRESS_ODOO_TOKEN_FILE": str(secret_file(tmp_path, "\n", "empty"))})
     with pytest.raises(SecretError, match="both"):
         load_secrets({"SITEOPS_INGRESS_ODOO_TOKEN_FILE": str(token), "SITEOPS_INGRESS_ODOO_TOKEN": "x"})
