@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -115,18 +114,19 @@ def flower(
     address: Annotated[str, typer.Option(help="Bind address; keep loopback behind a proxy")] = "127.0.0.1",
 ) -> None:
     """Flower on 127.0.0.1:5555; basic auth from FLOWER_BASIC_AUTH=user:password."""
+    from siteops.config.secrets import SecretError, read_secret
     from siteops.config.settings import get_settings
 
     celery_app()
-    auth_file = os.environ.get("FLOWER_BASIC_AUTH_FILE")
-    if auth_file:  # a compose/Kubernetes secret; Flower itself reads only the variable
-        try:
-            os.environ["FLOWER_BASIC_AUTH"] = Path(auth_file).read_text().strip()
-        except OSError as exc:
-            raise fail(f"FLOWER_BASIC_AUTH_FILE {auth_file}: cannot read it: {exc.strerror}") from None
-    if not os.environ.get("FLOWER_BASIC_AUTH"):
+    try:
+        auth = read_secret("FLOWER_BASIC_AUTH")
+    except SecretError as exc:
+        raise fail(str(exc)) from None
+    if not auth:
         raise fail("set FLOWER_BASIC_AUTH=user:password (Flower's own variable) or FLOWER_BASIC_AUTH_FILE; "
                    "Flower's API refuses everyone without it")
+    # The _FILE form is a compose/Kubernetes secret; Flower itself reads only the variable.
+    os.environ["FLOWER_BASIC_AUTH"] = auth
     db = get_settings().var / "flower.db"
     os.execv(sys.executable, _celery_argv(
         "flower", f"--address={address}", f"--port={port}",

@@ -32,11 +32,11 @@ import hmac
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from siteops.config.secrets import SecretError, read_secret
 from siteops.connectors.errors import PermanentError, RateLimited, RetryableError
 
 SIGNATURE_HEADER = "X-Siteops-Signature"
@@ -64,13 +64,10 @@ def configured_url() -> str | None:
 
 
 def configured_secret() -> str:
-    path = os.environ.get("SITEOPS_WEBHOOK_SECRET_FILE")
-    if path:
-        return Path(path).read_text().strip()
-    secret = os.environ.get("SITEOPS_WEBHOOK_SECRET")
-    if not secret:
-        raise PermanentError("SITEOPS_WEBHOOK_SECRET (or _FILE) is not set", system="webhook")
-    return secret
+    try:
+        return read_secret("SITEOPS_WEBHOOK_SECRET", required=True)
+    except SecretError as exc:
+        raise PermanentError(str(exc), system="webhook") from None
 
 
 def post(url: str, payload: dict[str, Any], *, secret: str, delivery_id: str, timeout: float = 10.0) -> int:

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Mapping
-from pathlib import Path
+
+from siteops.config.secrets import read_secret
 
 SOURCES = ("odoo", "messages")
-
-
-class MissingSecret(RuntimeError):
-    pass
 
 
 def _env_name(source: str) -> str:
@@ -27,18 +23,9 @@ def _env_name(source: str) -> str:
 
 
 def load_secret(source: str, environ: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if environ is None else environ
-    name = _env_name(source)
-    path = env.get(f"{name}_FILE")
-    if path:
-        try:
-            value = Path(path).read_text().strip()
-        except OSError as exc:
-            raise MissingSecret(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-        if not value:
-            raise MissingSecret(f"{name}_FILE: {path} is empty")
-        return value
-    return env.get(name) or None
+    """The source's token, or None when it has none (that source is then switched off); a
+    misconfigured one (both forms set, an unreadable or empty file) raises SecretError."""
+    return read_secret(_env_name(source), environ=environ)
 
 
 def load_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -29,6 +29,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from siteops.config.secrets import read_secret_file
+
 _engine: Engine | None = None
 _engine_url: str | None = None
 _sessions: sessionmaker[Session] | None = None
@@ -57,11 +59,9 @@ def make_engine(url: str) -> Engine:
     settings = get_settings()
     options: dict[str, Any] = {"pool_pre_ping": True}
     if settings.database_password_file and make_url(url).password is None:
-        try:
-            options["connect_args"] = {"password": settings.database_password_file.read_text().strip()}
-        except OSError as exc:
-            raise RuntimeError(f"SITEOPS_DATABASE_PASSWORD_FILE {settings.database_password_file}: cannot read it: "
-                               f"{exc.strerror}") from None
+        # SecretError is a RuntimeError naming the variable and the file.
+        password = read_secret_file("SITEOPS_DATABASE_PASSWORD_FILE", settings.database_password_file)
+        options["connect_args"] = {"password": password}
     if settings.db_pool == "null":
         return create_engine(url, poolclass=NullPool, **options)
     if settings.db_pool != "queue":

@@ -7,7 +7,8 @@ lives and its secrets come from the environment only, never from task arguments:
 - `SITEOPS_EASYPOST_URL` (default `https://api.easypost.com/v2`);
 - `SITEOPS_EASYPOST_<ACCOUNT>_API_KEY` or `..._API_KEY_FILE`, falling back to
   `SITEOPS_EASYPOST_API_KEY` or `SITEOPS_EASYPOST_API_KEY_FILE`;
-- `SITEOPS_EASYPOST_WEBHOOK_SECRET` or `_FILE`: the secret tracking webhooks are signed with;
+- `SITEOPS_EASYPOST_WEBHOOK_SECRET` or `_FILE`: the secret tracking webhooks are signed with
+  (one of a pair, never both: siteops.config.secrets);
 - `SITEOPS_CARRIER_TIMEOUT` (seconds per request, default 20);
 - `SITEOPS_CARRIER_RATE_LIMIT` (requests/s per account, shared by every worker, default 10;
   `SITEOPS_CARRIER_<ACCOUNT>_RATE_LIMIT` per account) and `SITEOPS_CARRIER_MAX_WAIT`
@@ -21,8 +22,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from siteops.config.secrets import SecretError, read_secret
 from siteops.connectors.errors import AuthError, PermanentError
 
 DEFAULT_EASYPOST_URL = "https://api.easypost.com/v2"
@@ -40,17 +41,14 @@ def _env_float(name: str, default: float) -> float:
 
 
 def _secret(*names: str) -> str | None:
-    """The first of NAME_FILE / NAME that is set (a file wins: it is how secrets are mounted)."""
+    """The secret of the first of these names that has one (NAME or NAME_FILE: siteops.config.secrets)."""
     for name in names:
-        path = os.environ.get(f"{name}_FILE")
-        if path:
-            try:
-                return Path(path).read_text().strip()
-            except OSError as exc:
-                raise AuthError(f"{name}_FILE: cannot read {path}: {exc.strerror}", system="carrier") from None
-        value = os.environ.get(name)
+        try:
+            value = read_secret(name)
+        except SecretError as exc:
+            raise AuthError(str(exc), system="carrier") from None
         if value:
-            return value.strip()
+            return value
     return None
 
 

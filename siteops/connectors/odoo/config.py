@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
+from siteops.config.secrets import SecretError, read_secret
 from siteops.connectors.errors import PermanentError
 
 PROTOCOLS = ("auto", "jsonrpc", "json2")
@@ -49,14 +49,10 @@ class OdooConfig:
         if missing:
             raise PermanentError(f"Odoo connection not configured: {', '.join(missing)} not set",
                                  system="odoo", operation="config")
-        password = env.get("SITEOPS_ODOO_PASSWORD", "")
-        password_file = env.get("SITEOPS_ODOO_PASSWORD_FILE")
-        if password_file:
-            try:
-                password = Path(password_file).read_text().strip()
-            except OSError as exc:
-                raise PermanentError(f"cannot read SITEOPS_ODOO_PASSWORD_FILE: {exc.strerror}",
-                                     system="odoo", operation="config") from None
+        try:
+            password = read_secret("SITEOPS_ODOO_PASSWORD", environ=env) or ""
+        except SecretError as exc:
+            raise PermanentError(str(exc), system="odoo", operation="config") from None
         api_key = env.get("SITEOPS_ODOO_API_KEY", "")
         if not (password or api_key):
             raise PermanentError("Odoo connection not configured: set SITEOPS_ODOO_API_KEY, "

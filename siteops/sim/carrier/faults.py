@@ -16,11 +16,11 @@ draws come from a seeded generator, so a run is reproducible.
 
 from __future__ import annotations
 
-import random
-import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from siteops.sim.common import FaultSwitch
 
 
 @dataclass
@@ -52,43 +52,22 @@ class Decision:
     name: str = ""
 
 
-class Faults:
+class Faults(FaultSwitch[FaultConfig]):
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.config = FaultConfig()
-        self._rng = random.Random(0)
+        super().__init__(FaultConfig)
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
         self.limited = 0  # 429s answered by the rate limit
 
-    def set(self, **changes: Any) -> FaultConfig:
-        with self._lock:
-            outage = changes.pop("outage_seconds", None)
-            start_in = float(changes.pop("outage_in", 0.0))
-            known = {f.name for f in fields(FaultConfig)}
-            unknown = set(changes) - known
-            if unknown:
-                raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-            for name, value in changes.items():
-                setattr(self.config, name, value)
-            if outage is not None:
-                self.config.outage_start = time.time() + start_in
-                self.config.outage_end = self.config.outage_start + float(outage)
-            if "seed" in changes:
-                self._rng = random.Random(self.config.seed)
-            if "rate_limit_per_second" in changes:
-                self._buckets.clear()
-            return self.config
-
-    def reset(self) -> None:
-        with self._lock:
-            self.config = FaultConfig()
-            self._rng = random.Random(0)
+    def _changed(self, changes: dict[str, Any]) -> None:
+        if "rate_limit_per_second" in changes:
             self._buckets.clear()
-            self.limited = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        with self._lock:
-            return asdict(self.config) | {"limited": self.limited}
+    def _cleared(self) -> None:
+        self._buckets.clear()
+        self.limited = 0
+
+    def _counters(self) -> dict[str, Any]:
+        return {"limited": self.limited}
 
     def _take_token(self, key: str, now: float) -> float | None:
         """None when a token was available; otherwise seconds until the next one."""
@@ -106,9 +85,9 @@ class Faults:
             c = self.config
             d = Decision(latency=c.latency)
             now = time.time()
-            if c.outage_start <= now < c.outage_end:
+            if outage := self.outage(now):
                 d.name = "outage"
-                if c.outage_mode == "drop":
+                if outage == "drop":
                     d.drop = True
                 else:
                     d.status = 503

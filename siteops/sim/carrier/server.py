@@ -19,11 +19,10 @@ import hashlib
 import hmac
 import json
 import math
-import threading
 import time
 import unicodedata
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -31,6 +30,7 @@ import httpx
 
 from siteops.sim.carrier.faults import Faults
 from siteops.sim.carrier.state import ApiError, CarrierState, TimelineConfig, now_iso
+from siteops.sim.common import BackgroundSim, SimHandler, SimHTTPServer, fault_control
 
 KEY_PREFIXES = ("EZTK", "EZAK")
 
@@ -40,37 +40,11 @@ def sign(secret: str, body: bytes) -> str:
     return "hmac-sha256-hex=" + hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-class RequestLog:
-    def __init__(self, maxlen: int = 200_000) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
-
-    def add(self, **entry: Any) -> None:
-        with self._lock:
-            self._entries.append(entry)
-
-    def entries(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def count(self, **match: Any) -> int:
-        return sum(1 for e in self.entries() if all(e.get(k) == v for k, v in match.items()))
-
-
-class CarrierHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
+class CarrierHTTPServer(SimHTTPServer):
     def __init__(self, address: tuple[str, int], state: CarrierState) -> None:
         super().__init__(address, Handler)
         self.state = state
         self.faults = Faults()
-        self.log = RequestLog()
         self.pushes: deque[dict[str, Any]] = deque(maxlen=10_000)
 
 
@@ -86,29 +60,9 @@ def route(method: str, parts: list[str]) -> str:
     return f"{singular}.{parts[2]}"
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(SimHandler):
     server: CarrierHTTPServer
-    protocol_version = "HTTP/1.1"
-    server_version = "nginx"
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, default=str).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+    server_version = "nginx"  # JSON with non-ASCII escaped (SimHandler's json_ascii)
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -140,7 +94,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._control(method, url.path, body)
         parts = [unquote(p) for p in url.path.split("/") if p]  # a reference may hold "/" (%2F)
         if not parts or parts[0] != "v2":
-            return self._send(404, {"error": {"code": "NOT_FOUND", "message": "Not found", "errors": []}})
+            return self._send_json(404, {"error": {"code": "NOT_FOUND", "message": "Not found", "errors": []}})
         parts = parts[1:]
         operation = route(method, parts)
         key = self._api_key() or ""
@@ -160,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
         entry.update(status=status, duration=time.perf_counter() - start)
         self.server.log.add(**entry)
         with contextlib.suppress(OSError):  # the client gave up (a timeout fault): nothing to answer
-            self._send(status, payload, headers)
+            self._send_json(status, payload, headers)
 
     def _api(self, method: str, parts: list[str], operation: str, key: str, query: str, body: bytes,
              entry: dict[str, Any]) -> tuple[int, Any, dict[str, str] | None]:
@@ -261,34 +215,30 @@ class Handler(BaseHTTPRequestHandler):
         try:
             data = json.loads(body) if body else {}
             if path == "/__sim__/faults":
-                if method == "POST":
-                    srv.faults.set(**data)
-                elif method == "DELETE":
-                    srv.faults.reset()
-                return self._send(200, srv.faults.as_dict())
+                return self._send_json(*fault_control(srv.faults, method, body))
             if path == "/__sim__/requests":
                 if method == "DELETE":
                     srv.log.clear()
-                return self._send(200, {"requests": srv.log.entries()})
+                return self._send_json(200, {"requests": srv.log.entries()})
             if path == "/__sim__/advance" and method == "POST":
                 st.advance(float(data.get("seconds", 0)))
-                return self._send(200, {"offset": st.clock_offset})
+                return self._send_json(200, {"offset": st.clock_offset})
             if path == "/__sim__/tracking" and method == "POST":
                 st.force(str(data["tracking_code"]), str(data["script"]))
-                return self._send(200, {"ok": True})
+                return self._send_json(200, {"ok": True})
             if path == "/__sim__/timeline" and method == "POST":
                 for k, v in data.items():
                     setattr(st.timeline, k, float(v))
-                return self._send(200, vars(st.timeline))
+                return self._send_json(200, vars(st.timeline))
             if path == "/__sim__/counts":
-                return self._send(200, st.counts())
+                return self._send_json(200, st.counts())
             if path == "/__sim__/pushes":
-                return self._send(200, {"pushes": list(srv.pushes)})
+                return self._send_json(200, {"pushes": list(srv.pushes)})
             if path == "/__sim__/health":
-                return self._send(200, {"ok": True})
+                return self._send_json(200, {"ok": True})
         except (ValueError, KeyError, TypeError, ApiError) as exc:
-            return self._send(400, {"error": str(exc)})
-        self._send(404, {"error": f"unknown control {method} {path}"})
+            return self._send_json(400, {"error": str(exc)})
+        self._send_json(404, {"error": f"unknown control {method} {path}"})
 
 
 def push_webhooks(server: CarrierHTTPServer, client: httpx.Client) -> int:
@@ -318,21 +268,17 @@ def push_webhooks(server: CarrierHTTPServer, client: httpx.Client) -> int:
     return sent
 
 
-class CarrierSim:
+class CarrierSim(BackgroundSim):
     """The simulator in a background thread: `with CarrierSim() as sim: ... sim.url`."""
+
+    server: CarrierHTTPServer
+    thread_name = "carrier-sim"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, step_seconds: float = 20.0,
                  exception_share: float = 0.1, return_share: float = 0.1, push_interval: float = 0.25) -> None:
         state = CarrierState(timeline=TimelineConfig(step_seconds, exception_share, return_share))
-        self.server = CarrierHTTPServer((host, port), state)
+        super().__init__(CarrierHTTPServer((host, port), state))
         self.push_interval = push_interval
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def api_base(self) -> str:
@@ -346,32 +292,13 @@ class CarrierSim:
     def faults(self) -> Faults:
         return self.server.faults
 
-    @property
-    def log(self) -> RequestLog:
-        return self.server.log
+    def _loops(self) -> list[tuple[Callable[[], None], str]]:
+        return [(self._pusher, "carrier-sim-push")]
 
     def _pusher(self) -> None:
         with httpx.Client(timeout=1.0) as client:  # EasyPost gives a webhook a short timeout too
-            while not self._stop.wait(self.push_interval):
+            while not self._stopping.wait(self.push_interval):
                 try:
                     push_webhooks(self.server, client)
                 except Exception:  # a broken receiver must not stop the timeline
                     time.sleep(self.push_interval)
-
-    def start(self) -> CarrierSim:
-        for target, name in ((self.server.serve_forever, "carrier-sim"), (self._pusher, "carrier-sim-push")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> CarrierSim:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()

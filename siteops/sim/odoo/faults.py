@@ -1,4 +1,5 @@
-"""Fault injection and the request log, for tests that assert what a client did and suffered.
+"""Fault injection, for tests that assert what a client suffered (the request log, of what it
+did, is siteops.sim.common.RequestLog).
 
 Faults are set in-process (`server.faults.set(...)`) or over HTTP on `/__sim__/faults`,
 a path real Odoo doesn't have, so a test driving a subprocess can use it too.
@@ -7,12 +8,10 @@ Random faults draw from a seeded generator, so a run is reproducible.
 
 from __future__ import annotations
 
-import random
-import threading
 import time
-from collections import deque
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+
+from siteops.sim.common import FaultSwitch
 
 
 @dataclass
@@ -52,38 +51,9 @@ class Decision:
     retry_after: float | None = None
 
 
-class Faults:
+class Faults(FaultSwitch[FaultConfig]):
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.config = FaultConfig()
-        self._rng = random.Random(0)
-
-    def set(self, **changes: Any) -> FaultConfig:
-        """Change some fault settings; `outage_seconds=N` (with `outage_in=M`) opens a window."""
-        with self._lock:
-            outage = changes.pop("outage_seconds", None)
-            start_in = float(changes.pop("outage_in", 0.0))
-            known = {f.name for f in fields(FaultConfig)}
-            unknown = set(changes) - known
-            if unknown:
-                raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-            for name, value in changes.items():
-                setattr(self.config, name, value)
-            if outage is not None:
-                self.config.outage_start = time.time() + start_in
-                self.config.outage_end = self.config.outage_start + float(outage)
-            if "seed" in changes:
-                self._rng = random.Random(self.config.seed)
-            return self.config
-
-    def reset(self) -> None:
-        with self._lock:
-            self.config = FaultConfig()
-            self._rng = random.Random(0)
-
-    def as_dict(self) -> dict[str, Any]:
-        with self._lock:
-            return asdict(self.config)
+        super().__init__(FaultConfig)
 
     def decide(self, method: str) -> Decision:
         """What happens to one request for `method` (e.g. "search_read", "login")."""
@@ -91,8 +61,8 @@ class Faults:
             c = self.config
             d = Decision()
             now = time.time()
-            if c.outage_start <= now < c.outage_end:
-                if c.outage_mode == "drop":
+            if outage := self.outage(now):
+                if outage == "drop":
                     d.drop = True
                 else:
                     d.status = 503
@@ -124,29 +94,3 @@ class Faults:
     @property
     def auth_revoked(self) -> bool:
         return self.config.auth_revoked
-
-
-class RequestLog:
-    """What the server received: one entry per HTTP request (bounded)."""
-
-    def __init__(self, maxlen: int = 200_000) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
-
-    def add(self, **entry: Any) -> None:
-        with self._lock:
-            self._entries.append(entry)
-
-    def entries(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def count(self, **match: Any) -> int:
-        return sum(1 for e in self.entries() if all(e.get(k) == v for k, v in match.items()))

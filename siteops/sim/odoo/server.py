@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from siteops.sim.odoo.faults import Faults, RequestLog
+from siteops.sim.common import BackgroundSim, SimHandler, SimHTTPServer, fault_control
+from siteops.sim.odoo.faults import Faults
 from siteops.sim.odoo.orm import RECORD_METHODS, Env, rpc_result
 from siteops.sim.odoo.store import (
     JSON2_STATUS,
@@ -41,16 +40,11 @@ def version_info(version: int) -> dict[str, Any]:
     return info
 
 
-class OdooHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
+class OdooHTTPServer(SimHTTPServer):
     def __init__(self, address: tuple[str, int], db: Database) -> None:
         super().__init__(address, Handler)
         self.db = db
         self.faults = Faults()
-        self.log = RequestLog()
         self.truth: dict[str, Any] | None = None
 
     # -- credentials ----------------------------------------------------------------------
@@ -89,18 +83,12 @@ class OdooHTTPServer(ThreadingHTTPServer):
         return uid
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(SimHandler):
     server: OdooHTTPServer
-    protocol_version = "HTTP/1.1"  # keep-alive for httpx; odoorpc sends Connection: close
+    # HTTP/1.1 (SimHandler): keep-alive for httpx; odoorpc sends Connection: close.
     server_version = "Werkzeug/3.0.1"
-    # Headers and body leave in one segment: with keep-alive clients (httpx), a separate tiny
-    # body write meets Nagle plus delayed ACK and costs 40 ms per request.
-    wbufsize = 1 << 16
-    disable_nagle_algorithm = True
     sys_version = "Python/3.11"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass  # the request log replaces stderr noise
+    json_ascii = False  # Odoo writes non-ASCII text as is
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -116,26 +104,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self._record()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, ensure_ascii=False, default=str).encode()
-        self._send(status, body, "application/json; charset=utf-8", headers)
+        super()._send(status, body, content_type, headers)
 
     def _send_page(self, status: int, title: str, text: str) -> None:
         html = (f"<!doctype html>\n<html lang=en>\n<title>{status} {title}</title>\n<h1>{title}</h1>\n"
                 f"<p>{text}</p>\n").encode()
         self._send(status, html, "text/html; charset=utf-8")
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _apply_faults(self, method: str, protocol: str = "jsonrpc", rid: Any = None) -> bool:
         """True when a fault answered (or dropped) the request."""
@@ -398,14 +372,7 @@ class Handler(BaseHTTPRequestHandler):
     def _control(self, verb: str, path: str, body: bytes = b"") -> None:
         srv = self.server
         if path == "/__sim__/faults":
-            if verb == "DELETE":
-                srv.faults.reset()
-            elif verb == "POST":
-                try:
-                    srv.faults.set(**json.loads(body or b"{}"))
-                except (ValueError, TypeError) as exc:
-                    return self._send_json(400, {"error": str(exc)})
-            return self._send_json(200, srv.faults.as_dict())
+            return self._send_json(*fault_control(srv.faults, verb, body))
         if path == "/__sim__/requests":
             if verb == "DELETE":
                 srv.log.clear()
@@ -435,49 +402,16 @@ class Handler(BaseHTTPRequestHandler):
         self._send_page(404, "Not Found", "The requested URL was not found on the server.")
 
 
-class OdooSim:
+class OdooSim(BackgroundSim):
     """A simulator running in a background thread: `with OdooSim(db) as sim: sim.url`."""
 
+    server: OdooHTTPServer
+    thread_name = "odoo-sim"
+
     def __init__(self, db: Database, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = OdooHTTPServer((host, port), db)
+        super().__init__(OdooHTTPServer((host, port), db))
         self.db = db
-        self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        return str(self.server.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def faults(self) -> Faults:
         return self.server.faults
-
-    @property
-    def log(self) -> RequestLog:
-        return self.server.log
-
-    def start(self) -> OdooSim:
-        # A short poll interval so that stop() returns promptly (tests start many servers).
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="odoo-sim", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> OdooSim:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
