@@ -333,16 +333,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # put these one-test files last): a two-minute file handed out at the end makes the whole
 # suite two minutes longer, handed out first it runs beside everything else.
 RUN_FIRST = (
-    "tests/integration/test_shipping_chaos.py",
+    # Two whole stacks at once starve each other's start on two cores: the make run e2e and
+    # the chaos test start beside two tests that mostly wait (a SIGSTOP, a lock expiring).
     "tests/e2e/test_make_run.py",
+    "tests/integration/test_shipping_chaos.py",
+    "tests/integration/test_stalled_worker.py",
+    "tests/integration/test_beat_ha.py",
     "tests/integration/test_scans.py",
     "tests/integration/test_retries_dlq.py",
-    "tests/e2e/test_run_killed.py",
-    "tests/e2e/test_run_stops.py",
-    "tests/integration/test_beat_ha.py",
     "tests/integration/test_crash_recovery.py",
-    "tests/integration/test_stalled_worker.py",
+    "tests/e2e/test_run_killed.py",
     "tests/deploy/test_compose_up.py",
+    "tests/e2e/test_run_stops.py",
     "tests/integration/test_reconcile.py",
     "tests/integration/test_base_guarantees.py",
     "tests/integration/test_schema_version.py",
