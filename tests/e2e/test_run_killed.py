@@ -12,7 +12,9 @@ import pytest
 from tests.e2e.runstack import RunStack
 from tests.e2e.test_run_stops import assert_nothing_left, start, wait_running
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# A whole stack starting beside the rest of the suite on two cores can take minutes; the
+# runner fails by itself sooner when a part is broken (its own waits: 90 s workers, 60 s each service).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(480)]
 
 
 def sigkill_supervisor(tmp_path: Path, *extra: str) -> None:

@@ -20,7 +20,9 @@ import pytest
 from tests.conftest import ROOT, poll
 from tests.e2e.runstack import CHEAP, RunStack, pgid_of, processes_with
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# A whole stack starting beside the rest of the suite on two cores can take minutes; the
+# runner fails by itself sooner when a part is broken (its own waits: 90 s workers, 60 s each service).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(480)]
 
 
 def start(stack: RunStack, log: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -30,7 +32,7 @@ def start(stack: RunStack, log: Path, *extra: str) -> subprocess.Popen[bytes]:
 
 
 def wait_running(run: subprocess.Popen[bytes], log: Path, stack: RunStack) -> list[int]:
-    poll(lambda: "siteops is running" in log.read_text() or run.poll() is not None, 120, "the stack to start",
+    poll(lambda: "siteops is running" in log.read_text() or run.poll() is not None, 300, "the stack to start",
          interval=0.2)
     assert run.poll() is None, log.read_text()
     started = processes_with(str(stack.var))
@@ -72,7 +74,7 @@ def test_ctrl_c_with_the_output_piped_to_a_reader_that_dies_too(tmp_path: Path) 
     shell = subprocess.Popen(["bash", "-c", line], cwd=ROOT, env=stack.env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, start_new_session=True)
     try:
-        poll(lambda: (log.exists() and "siteops is running" in log.read_text()) or shell.poll() is not None, 120,
+        poll(lambda: (log.exists() and "siteops is running" in log.read_text()) or shell.poll() is not None, 300,
              "the stack to start", interval=0.2)
         assert shell.poll() is None, log.read_text()
         os.killpg(shell.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
