@@ -139,6 +139,9 @@ PANELS = [
     ("Failure and retry rate (%)", lambda s: {"failures": 100 * s.failure_rate, "retries": 100 * s.retry_rate}, False),
     ("Dead letters waiting", lambda s: {"dead letters": s.dead_letters}, False),
     ("Stalest scan (minutes)", lambda s: {"minutes": (s.stalest_scan_age_s or 0) / 60}, False),
+    # The drift the mission is about: how long each site's approvers take, and what waits on them.
+    ("Approval cycle time (h)", lambda s: {"hours": (s.approval_cycle_s or 0) / 3600}, False),
+    ("Approvals pending", lambda s: {"pending": s.approvals_pending}, False),
 ]
 
 
@@ -153,7 +156,7 @@ def _png(stats: list[SiteStats], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     sites = [s.site for s in stats]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(2, 4, figsize=(19, 8))
     for ax, (title, values, stacked) in zip(axes.flat, PANELS, strict=True):
         series = [values(s) for s in stats]
         keys = list(series[0]) if series else []

@@ -17,15 +17,19 @@ from siteops.sim.webhook import Receiver, serve
 
 def test_report_html_is_a_grid_of_panels_with_legends_and_rounded_numbers(tmp_path: Path) -> None:
     stats = [SiteStats(site="CW", open_by_kind={"aging_transfers": 3, "stock_anomalies": 2}, runs=9,
-                       failure_rate=2 / 9, retry_rate=1 / 3, median_transfer_age_h=51.25, stalest_scan_age_s=61.0),
+                       failure_rate=2 / 9, retry_rate=1 / 3, median_transfer_age_h=51.25, stalest_scan_age_s=61.0,
+                       approval_cycle_s=5400.0, approvals_pending=4),
              SiteStats(site="WEB", open_by_kind={"aging_transfers": 0, "stock_anomalies": 7}, runs=0)]
     page = write_chart(stats, tmp_path / "report.html").read_text()
-    assert "display:grid" in page and page.count("<section class=panel>") == 6
-    assert page.count("<ul class=legend>") == 6 and "<li><span" in page and ">failures</li>" in page
+    assert "display:grid" in page and page.count("<section class=panel>") == 8
+    assert page.count("<ul class=legend>") == 8 and "<li><span" in page and ">failures</li>" in page
     text = re.sub(r"<style>.*?</style>", "", page)
     assert "22.2" in text and "33.3" in text  # 2/9 and 1/3 as percentages, rounded
     assert not re.findall(r"\d\.\d{2,}", re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "", text)), "unrounded numbers"
     assert ">5</text>" in text and ">7</text>" in text  # the stacked totals of open findings
+    # Approvals side by side: CW's 1.5 h cycle and 4 pending.
+    approvals = text[text.index("Approval cycle time (h)"):]
+    assert ">1.5</text>" in approvals and ">4</text>" in approvals[approvals.index("Approvals pending"):]
 
 
 def post(url: str, secret: str, payload: dict[str, object], delivery: str) -> int:
