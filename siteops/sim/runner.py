@@ -448,7 +448,9 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
                         raise EmbeddedError(f"{child.name} exited; see {child.log}")
                 return not missing
 
-            sup.wait(workers_up, 90, "every worker to report")
+            # A child that exits fails this at once; the deadline is only for a slow machine
+            # (six workers importing Celery at once on two busy cores took over 90 s).
+            sup.wait(workers_up, 180, "every worker to report")
             if "flower" not in skip:
                 status.update("waiting for Flower…")
                 sup.wait(lambda: _http_ok(f"http://127.0.0.1:{flower_port}/healthcheck"), 60, "Flower")
