@@ -77,7 +77,8 @@ def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
                 during_outage.append(sum(1 for pid in ids if refs[pid] or pid in dead))
             return kills == 2 and all(refs[pid] or pid in dead for pid in ids)
 
-        poll(settled, 420, "every picking to have a tracking ref or a dead letter", interval=2.0)  # each look reads 334 pickings and the dead letters
+        # Every look reads 334 pickings and the dead letters: every 2 s is enough.
+        poll(settled, 420, "every picking to have a tracking ref or a dead letter", interval=2.0)
         print(f"chaos: settled {time.monotonic() - started:.0f}s after the first enqueue")
         assert steady.alive()
         # The outage interrupted the run: work was left when it began, and the backlog
