@@ -342,7 +342,6 @@ RUN_FIRST = (
     "tests/integration/test_scans.py",
     "tests/integration/test_retries_dlq.py",
     "tests/integration/test_crash_recovery.py",
-    "tests/e2e/test_run_killed.py",
     "tests/deploy/test_compose_up.py",
     "tests/e2e/test_run_stops.py",
     "tests/integration/test_reconcile.py",

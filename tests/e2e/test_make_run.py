@@ -302,5 +302,12 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         assert sorted((f["id"], f["first_seen"]) for f in again) == sorted((f["id"], f["first_seen"]) for f in found)
         assert {f["status"] for f in again} == {"open"}
         assert scan_deliveries(webhook_port) == {}
+        # The supervisor itself SIGKILLed (the OOM killer, `kill -9`): nobody is left to stop
+        # its children, so the kernel's parent-death signal must, for every part.
+        assert len(processes_with(str(var))) >= 15
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        poll(lambda: not processes_with(str(var)), 60, "every process of the killed stack to exit", interval=0.2)
     finally:
-        stop(run, log2)
+        if run.poll() is None:
+            stop(run, log2)

@@ -3,8 +3,9 @@
 Ctrl-C, SIGTERM and SIGHUP, with stdout a pipe whose reader died (`make run | tee` and
 Ctrl-C), and the supervisor itself SIGKILLed: each case counts the processes the stack
 left behind, and there must be none. The cheap stack (Redis, the webhook receiver, one
-site worker and its pool) keeps them fast; the SIGKILL case runs the whole stack, where
-nothing but the parent-death signal is left to stop every kind of child.
+site worker and its pool) keeps them fast. The SIGKILL case needs the whole stack, where
+nothing but the parent-death signal is left to stop every kind of child: the make run e2e
+ends its second run that way (tests/e2e/test_make_run.py), so no third whole stack runs.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def test_tracking_by_signed_webhook_and_by_poll_with_findings(sims: tuple[Any, C
         def statuses() -> list[str]:
             return [r.status for pid, _ in fresh if (r := shipments.get("NORTH", pid))]
 
-        poll(lambda: statuses() == ["exception", "returned", "delivered", "delivered"], 60,
+        poll(lambda: statuses() == ["exception", "returned", "delivered", "delivered"], 120,
              "webhook updates to reach the shipments")
         open_ = {f.record_id: f for f in findings.search(site="NORTH", kind="shipment_exceptions", status="open")}
         assert {fresh[0][0], fresh[1][0]} <= set(open_) and fresh[2][0] not in open_
