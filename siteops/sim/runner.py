@@ -168,6 +168,9 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
     terminated: bool = False
+    #: A stand-in for a system outside siteops (a simulator the workers call): stopped only
+    #: after the workers, so their last tasks finish instead of retrying on a refused connection.
+    outer: bool = False
 
     def start(self, env: dict[str, str], group: Group) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -240,11 +243,11 @@ class Supervisor:
                 child.send(signal.SIGKILL)
             return
         self.stopping = True
-        self.terminate_children()
+        self.terminate_children(outer=False)
 
-    def terminate_children(self) -> None:
+    def terminate_children(self, *, outer: bool) -> None:
         for child in self.children:
-            if not child.terminated:
+            if not child.terminated and child.outer == outer:
                 child.send(signal.SIGTERM)
                 child.terminated = True
 
@@ -283,19 +286,21 @@ class Supervisor:
     def stop(self) -> None:
         """Signal first (never after a print that may fail), wait, kill what is left."""
         self.stopping = True
-        self.terminate_children()
+        self.terminate_children(outer=False)
         console.print("stopping…")
         deadline = time.monotonic() + STOP_GRACE
-        for child in self.children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                console.print(f"[yellow]{child.name} did not stop within {STOP_GRACE:.0f}s: killed[/]")
-                child.send(signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.process.wait(5)
+        for outer in (False, True):  # siteops's own processes first, then the simulators
+            self.terminate_children(outer=outer)
+            for child in self.children:
+                if child.process is None or child.outer != outer:
+                    continue
+                try:
+                    child.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    console.print(f"[yellow]{child.name} did not stop within {STOP_GRACE:.0f}s: killed[/]")
+                    child.send(signal.SIGKILL)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        child.process.wait(5)
         # Leftovers of the group (a killed worker's pool processes) go before Redis does, so
         # nothing is still talking to it; Redis stops last, saving its data.
         server_pid = self.server.process.pid if self.server.process else None
@@ -381,20 +386,20 @@ def run_stack(*, concurrency: int = 1, flower_port: int = 5555, exporter_port: i
     if use_odoo_sim:
         sims.append(Child("odoo simulator", [*siteops, "sim", "odoo", "--port", str(odoo_port), "--seed", "7",
                                              "--scale", "1", "--truth", str(var / "odoo-truth.json")],
-                          logs / "odoo-sim.log"))
+                          logs / "odoo-sim.log", outer=True))
     if "webhook" not in skip:
         sims.append(Child("webhook receiver", [*siteops, "sim", "webhook", "--port", str(webhook_port)],
-                          logs / "webhook-sim.log"))
+                          logs / "webhook-sim.log", outer=True))
     if "carrier" not in skip:
         # Shipping: the carrier simulator, pushing signed tracking webhooks to the ingress.
         from siteops.sim.carrier.run import carrier_children, carrier_env
 
         env.update(carrier_env(var, carrier_port))
-        sims += [Child(name, argv, log) for name, argv, log in
+        sims += [Child(name, argv, log, outer=True) for name, argv, log in
                  carrier_children(siteops, var, logs, carrier_port, webhook_url=f"http://127.0.0.1:{ingress_port}")]
     if "edi" not in skip:
         # EDI: a simulated supplier answering our orders in the partners' mailbox directories.
-        sims.append(Child("edi supplier", [*siteops, "sim", "edi"], logs / "edi-sim.log"))
+        sims.append(Child("edi supplier", [*siteops, "sim", "edi"], logs / "edi-sim.log", outer=True))
     if "ingress" not in skip:
         # The ingress: Odoo's automation webhooks and the carrier's tracking webhooks.
         env["SITEOPS_INGRESS_ODOO_TOKEN_FILE"] = str(secret_file(var, "ingress-odoo-token"))

@@ -290,6 +290,11 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         shoot_the_stack(tmp_path, env, var, flower_port, webhook_port)
     finally:
         stop(run, log)
+    # The workers stopped before the simulators they call: their last tasks finished, none
+    # was left retrying against a simulator that had already gone.
+    with sqlite3.connect(var / "siteops.db") as db:
+        assert db.execute("select task_name, error_message from job_runs where state = 'retrying' and "
+                          "(error_message like '%refused%' or error_message like '%reset by peer%')").fetchall() == []
 
     # A second `make run` keeps the state: the same findings (not reopened, not re-alerted).
     scans_before = complete_scans()
