@@ -140,3 +140,35 @@ def test_tracking_events_are_pushed_signed_like_easypost(sim: CarrierSim) -> Non
              "the delivered event")
     finally:
         server.shutdown()
+
+
+def test_an_event_the_receiver_did_not_take_is_sent_again_like_easypost_retries(sim: CarrierSim) -> None:
+    answers = [503, 200]  # the receiver is down for the first call (a restart, a slow answer)
+    received: list[tuple[int, bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = answers.pop(0) if answers else 200
+            received.append((status, body))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        c = client(sim)
+        c.webhook.create(url=f"http://127.0.0.1:{server.server_address[1]}/hook", webhook_secret="s3cret")
+        s = create(c)
+        c.shipment.buy(s.id, rate=s.lowest_rate())
+        poll(lambda: [b for st, b in received if st == 200], 15, "the event again, taken this time")
+        refused, taken = received[0], next(r for r in received if r[0] == 200)
+        assert refused[0] == 503 and json.loads(taken[1])["id"] == json.loads(refused[1])["id"]
+        pushes = [p for p in sim.server.pushes if p["event"] == json.loads(refused[1])["id"]]
+        assert [(p["attempt"], p["response"]) for p in pushes] == [(1, 503), (2, 200)]
+    finally:
+        server.shutdown()

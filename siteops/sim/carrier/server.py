@@ -46,6 +46,9 @@ class CarrierHTTPServer(SimHTTPServer):
         self.state = state
         self.faults = Faults()
         self.pushes: deque[dict[str, Any]] = deque(maxlen=10_000)
+        #: Events a receiver did not take (an error, a timeout, not 2xx): sent again on the next
+        #: pushes, as EasyPost retries a failed webhook, up to `PUSH_ATTEMPTS` times.
+        self.unsent: deque[tuple[int, dict[str, Any], bytes, dict[str, Any]]] = deque()
 
 
 def route(method: str, parts: list[str]) -> str:
@@ -241,30 +244,39 @@ class Handler(SimHandler):
         self._send_json(404, {"error": f"unknown control {method} {path}"})
 
 
+PUSH_ATTEMPTS = 5
+
+
 def push_webhooks(server: CarrierHTTPServer, client: httpx.Client) -> int:
-    """Send a signed `tracker.updated` event for every tracker whose status moved. Returns how many."""
+    """Send a signed `tracker.updated` event for every tracker whose status moved, and again
+    the events a receiver did not take before. Returns how many were taken."""
     st = server.state
-    changes = st.tracker_changes()
-    if not changes or not st.webhooks:
-        return 0
-    sent = 0
+    due = [server.unsent.popleft() for _ in range(len(server.unsent))]
+    changes = st.tracker_changes() if st.webhooks else []
     for view, previous in changes:
         event = {"object": "Event", "id": st.new_id("evt"), "description": "tracker.updated", "mode": view["mode"],
                  "previous_attributes": {"status": previous} if previous else {}, "result": view,
                  "status": "pending", "pending_urls": [], "completed_urls": [], "created_at": now_iso(st.now())}
         body = json.dumps(event).encode()
         for hook in list(st.webhooks.values()):
-            record = {"event": event["id"], "url": hook["url"], "tracking_code": view["tracking_code"],
-                      "status": view["status"]}
-            try:
-                resp = client.post(hook["url"], content=body, headers={
-                    "Content-Type": "application/json", "X-Hmac-Signature": sign(hook["secret"], body),
-                    "User-Agent": "EasyPost WebHook Agent 1.0"})
-                record["response"] = resp.status_code
-                sent += 1
-            except httpx.HTTPError as exc:
-                record["response"] = f"{type(exc).__name__}"
-            server.pushes.append(record)
+            due.append((1, hook, body, {"event": event["id"], "url": hook["url"],
+                                        "tracking_code": view["tracking_code"], "status": view["status"]}))
+    sent = 0
+    for attempt, hook, body, about in due:
+        record = {**about, "attempt": attempt}
+        try:
+            resp = client.post(hook["url"], content=body, headers={
+                "Content-Type": "application/json", "X-Hmac-Signature": sign(hook["secret"], body),
+                "User-Agent": "EasyPost WebHook Agent 1.0"})
+            record["response"] = resp.status_code
+            taken = 200 <= resp.status_code < 300
+        except httpx.HTTPError as exc:
+            record["response"] = f"{type(exc).__name__}"
+            taken = False
+        sent += taken
+        if not taken and attempt < PUSH_ATTEMPTS:
+            server.unsent.append((attempt + 1, hook, body, about))
+        server.pushes.append(record)
     return sent
 
 
