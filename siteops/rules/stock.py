@@ -39,7 +39,10 @@ def parse_dt(value: Any) -> dt.datetime | None:
 
 
 def m2o_id(value: Any) -> int | None:
-    return int(value[0]) if isinstance(value, list | tuple) and value else None
+    """A many2one's id: `[id, name]` as Odoo reads it, a bare id (`load=None`, JSON-2), or None."""
+    if isinstance(value, list | tuple) and value:
+        return int(value[0])
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value else None
 
 
 def m2o_name(value: Any) -> str | None:

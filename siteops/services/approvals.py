@@ -29,6 +29,7 @@ from siteops.config.sites import Registry, Site, get_registry
 from siteops.connectors.errors import PermanentError
 from siteops.rules import approvals as rules
 from siteops.rules.replenish import PURCHASE, TRANSFER, Proposal, Skip
+from siteops.rules.stock import m2o_id, m2o_name
 from siteops.store import approvals as store
 from siteops.store.models import utcnow
 
@@ -41,14 +42,8 @@ MODEL = {TRANSFER: "stock.picking", PURCHASE: "purchase.order", "adjustment": "s
 _TAGS = re.compile(r"<[^>]+>")
 
 
-def _id(value: Any) -> int | None:
-    if isinstance(value, list | tuple) and value:
-        value = value[0]
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value else None
 
 
-def _name(value: Any) -> str:
-    return str(value[1]) if isinstance(value, list | tuple) and len(value) > 1 else ""
 
 
 def company_amount(order: Mapping[str, Any]) -> float:
@@ -94,7 +89,7 @@ class Approvals:
         return self._users[login]
 
     def _login(self, user: Any) -> str | None:
-        uid = _id(user)
+        uid = m2o_id(user)
         if uid is None:
             return None
         rows = self.odoo.read("res.users", [uid], ["login"])
@@ -153,15 +148,15 @@ class Approvals:
             central = self._warehouse(self.registry.get(str(d["source_site"])))
             wh = self._warehouse(self.site)
             values: dict[str, Any] = {
-                "picking_type_id": _id(central["int_type_id"]), "location_id": _id(central["lot_stock_id"]),
-                "location_dest_id": _id(wh["lot_stock_id"]), "origin": origin,
+                "picking_type_id": m2o_id(central["int_type_id"]), "location_id": m2o_id(central["lot_stock_id"]),
+                "location_dest_id": m2o_id(wh["lot_stock_id"]), "origin": origin,
                 "scheduled_date": f"{d['scheduled']} 08:00:00",
                 "move_ids": [(0, 0, {"product_id": req["product_id"], "product_uom_qty": d["quantity"],
-                                     "location_id": _id(central["lot_stock_id"]),
-                                     "location_dest_id": _id(wh["lot_stock_id"])})]}
+                                     "location_id": m2o_id(central["lot_stock_id"]),
+                                     "location_dest_id": m2o_id(wh["lot_stock_id"])})]}
         else:
             wh = self._warehouse(self.site)
-            values = {"partner_id": d["partner_id"], "picking_type_id": _id(wh["in_type_id"]), "origin": origin,
+            values = {"partner_id": d["partner_id"], "picking_type_id": m2o_id(wh["in_type_id"]), "origin": origin,
                       "date_planned": f"{d['scheduled']} 08:00:00",
                       "order_line": [(0, 0, {"product_id": req["product_id"], "product_qty": d["quantity"],
                                              "price_unit": round(req["amount"] / d["quantity"], 4) if d["quantity"]
@@ -192,33 +187,35 @@ class Approvals:
                 continue
             category, vendor_class = "", ""
             lines = self.odoo.read("purchase.order.line", list(o["order_line"] or [])[:1], ["product_id"])
-            if lines and _id(lines[0]["product_id"]):
-                prod = self.odoo.read("product.product", [_id(lines[0]["product_id"])], ["categ_id"])
-                category = _name(prod[0]["categ_id"]) if prod else ""
-            partner = _id(o["partner_id"])
+            if lines and m2o_id(lines[0]["product_id"]):
+                prod = self.odoo.read("product.product", [m2o_id(lines[0]["product_id"])], ["categ_id"])
+                category = (m2o_name(prod[0]["categ_id"]) or "") if prod else ""
+            partner = m2o_id(o["partner_id"])
             if partner:
                 vendor_class = str(self.odoo.read("res.partner", [partner], ["x_vendor_class"])[0]
                                    .get("x_vendor_class") or "")
             amount = company_amount(o)
-            foreign = {"currency": _name(o.get("currency_id")), "amount_in_currency": float(o["amount_total"] or 0)} \
-                if float(o.get("currency_rate") or 1) != 1 else {}
+            foreign: dict[str, Any] = {}
+            if float(o.get("currency_rate") or 1) != 1:
+                foreign = {"currency": m2o_name(o.get("currency_id")) or "",
+                           "amount_in_currency": float(o["amount_total"] or 0)}
             made += self._human(call, dispatch, "purchase", "purchase.order", int(o["id"]), o, amount, 0.0,
                                 category, vendor_class, extra=foreign)
         quants = self.odoo.search_read("stock.quant", [("inventory_quantity_set", "=", True),
                                                        ("location_id.warehouse_id", "=", wh["id"])],
                                        ["id", "product_id", "inventory_diff_quantity", "user_id", "create_uid"])
         costs = {int(p["id"]): p for p in self.odoo.read(
-            "product.product", sorted({p for p in (_id(q["product_id"]) for q in quants) if p}),
+            "product.product", sorted({p for p in (m2o_id(q["product_id"]) for q in quants) if p}),
             ["standard_price", "categ_id"])} if quants else {}
         for q in quants:
             if store.search(record_model="stock.quant", record_id=int(q["id"])):
                 continue
-            product = costs.get(_id(q["product_id"]) or 0, {})
+            product = costs.get(m2o_id(q["product_id"]) or 0, {})
             diff = float(q["inventory_diff_quantity"] or 0)
             made += self._human(call, dispatch, "adjustment", "stock.quant", int(q["id"]), q,
                                 abs(diff) * float(product.get("standard_price") or 0), diff,
-                                _name(product.get("categ_id")), "",
-                                chatter=["product.product", _id(q["product_id"])])
+                                (m2o_name(product.get("categ_id")) or ""), "",
+                                chatter=["product.product", m2o_id(q["product_id"])])
         return {"human_requests": made}
 
     def _human(self, call: Call, dispatch: Dispatch, kind: str, model: str, record_id: int, row: Mapping[str, Any],
@@ -350,7 +347,7 @@ class Approvals:
                 text = text.split("Feedback:", 1)[-1]
                 verdict = rules.parse_feedback(text)
                 if verdict:
-                    author = _id(m.get("author_id"))
+                    author = m2o_id(m.get("author_id"))
                     break
             users = self.odoo.search_read("res.users", [("partner_id", "=", author)], ["login"], limit=1) \
                 if author else []

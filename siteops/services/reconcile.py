@@ -29,6 +29,7 @@ from siteops.config.sites import Site, get_registry
 from siteops.connectors.errors import PermanentError
 from siteops.rules import reconcile as rules
 from siteops.rules.reconcile import Item
+from siteops.rules.stock import m2o_id
 from siteops.store import reconcile as store
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,6 @@ class Kind(Protocol):
         ...
 
 
-def m2o_id(value: Any) -> int | None:
-    if isinstance(value, list | tuple) and value:
-        return int(value[0])
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value else None
 
 
 def _window(field: str, since: str | None, until: str | None) -> list[Any]:

@@ -41,20 +41,15 @@ from siteops.rules.replenish import (
     order_quantity,
     propose_replenishment,
 )
+from siteops.rules.stock import m2o_id, m2o_name
 
 #: Purchase order states whose lines still bring the product in.
 OPEN_PO_STATES = ("draft", "sent", "to approve", "purchase")
 ORDERPOINT_FIELDS = ["id", "name", "product_id", "product_min_qty", "product_max_qty", "qty_multiple"]
 
 
-def m2o_id(value: Any) -> int | None:
-    if isinstance(value, list | tuple) and value:
-        value = value[0]
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value else None
 
 
-def m2o_name(value: Any) -> str:
-    return str(value[1]) if isinstance(value, list | tuple) and len(value) > 1 else ""
 
 
 def warehouse(odoo: Any, site: Site) -> dict[str, Any]:
@@ -130,7 +125,7 @@ class Replenishment:
         products = {int(p["id"]): p for p in self.odoo.read("product.product", short, ["standard_price", "categ_id"])}
         ops = [Orderpoint(op.product_id, op.min_qty, op.max_qty, op.multiple, op.available,
                           float(products.get(op.product_id, {}).get("standard_price") or 0),
-                          m2o_name(products.get(op.product_id, {}).get("categ_id")), op.name, op.product_name)
+                          m2o_name(products.get(op.product_id, {}).get("categ_id")) or "", op.name, op.product_name)
                for op in ops if op.product_id in short]
         out.orderpoints = {op.product_id: op for op in reversed(ops)}  # the first orderpoint per product
         out.central = self.central_stock(short)

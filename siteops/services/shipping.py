@@ -42,6 +42,7 @@ from siteops.connectors.carriers.model import (
 from siteops.connectors.errors import PermanentError, RetryableError
 from siteops.rules import shipping as rules
 from siteops.rules.findings import plan
+from siteops.rules.stock import m2o_id
 from siteops.store import findings as findings_store
 from siteops.store import operations, shipments
 from siteops.store.models import OpState, utcnow
@@ -54,10 +55,6 @@ PARTNER_FIELDS = ["name", "street", "street2", "city", "zip", "country_code", "p
 IdempotentCall = Callable[..., Any]
 
 
-def m2o_id(value: Any) -> int | None:
-    if isinstance(value, list | tuple) and value:
-        return int(value[0])
-    return int(value) if isinstance(value, int) and value else None
 
 
 class Shipping:

@@ -107,50 +107,16 @@ def test_faults_rate_limit_and_the_unknown_outcome(sim: CarrierSim) -> None:
     assert all(e["status"] == 429 for e in sim.log.entries()[-4:])
 
 
-def test_tracking_events_are_pushed_signed_like_easypost(sim: CarrierSim) -> None:
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        c = client(sim)
-        c.webhook.create(url=f"http://127.0.0.1:{server.server_address[1]}/hook", webhook_secret="s3cret")
-        s = create(c)
-        code = c.shipment.buy(s.id, rate=s.lowest_rate()).tracking_code
-        poll(lambda: received, 10, "the first tracking event")
-        headers, body = received[0]
-        event = easypost.util.validate_webhook(body, {"X-Hmac-Signature": headers["X-Hmac-Signature"]}, "s3cret")
-        assert event["description"] == "tracker.updated" and event["result"]["tracking_code"] == code
-        with pytest.raises(easypost.errors.SignatureVerificationError):
-            easypost.util.validate_webhook(body.replace(b"pre_transit", b"delivered"),
-                                           {"X-Hmac-Signature": headers["X-Hmac-Signature"]}, "s3cret")
-        sim.state.force(code, "delivered")
-        sim.state.advance(5000)
-        poll(lambda: any(json.loads(b)["result"]["status"] == "delivered" for _, b in received), 10,
-             "the delivered event")
-    finally:
-        server.shutdown()
-
-
-def test_an_event_the_receiver_did_not_take_is_sent_again_like_easypost_retries(sim: CarrierSim) -> None:
-    answers = [503, 200]  # the receiver is down for the first call (a restart, a slow answer)
-    received: list[tuple[int, bytes]] = []
+def hook_receiver(answers: list[int]) -> tuple[ThreadingHTTPServer, list[tuple[int, dict[str, str], bytes]]]:
+    """A webhook receiver on a free port answering `answers` in turn (200 once they run out);
+    what it received: (status answered, headers, body)."""
+    received: list[tuple[int, dict[str, str], bytes]] = []
 
     class Hook(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             status = answers.pop(0) if answers else 200
-            received.append((status, body))
+            received.append((status, dict(self.headers), body))
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -160,15 +126,43 @@ def test_an_event_the_receiver_did_not_take_is_sent_again_like_easypost_retries(
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+def test_tracking_events_are_pushed_signed_like_easypost(sim: CarrierSim) -> None:
+    server, got = hook_receiver([])
+    try:
+        c = client(sim)
+        c.webhook.create(url=f"http://127.0.0.1:{server.server_address[1]}/hook", webhook_secret="s3cret")
+        s = create(c)
+        code = c.shipment.buy(s.id, rate=s.lowest_rate()).tracking_code
+        poll(lambda: got, 10, "the first tracking event")
+        _, headers, body = got[0]
+        event = easypost.util.validate_webhook(body, {"X-Hmac-Signature": headers["X-Hmac-Signature"]}, "s3cret")
+        assert event["description"] == "tracker.updated" and event["result"]["tracking_code"] == code
+        with pytest.raises(easypost.errors.SignatureVerificationError):
+            easypost.util.validate_webhook(body.replace(b"pre_transit", b"delivered"),
+                                           {"X-Hmac-Signature": headers["X-Hmac-Signature"]}, "s3cret")
+        sim.state.force(code, "delivered")
+        sim.state.advance(5000)
+        poll(lambda: any(json.loads(b)["result"]["status"] == "delivered" for _, _, b in got), 10,
+             "the delivered event")
+    finally:
+        server.shutdown()
+
+
+def test_an_event_the_receiver_did_not_take_is_sent_again_like_easypost_retries(sim: CarrierSim) -> None:
+    # The receiver is down for the first call (a restart, a slow answer).
+    server, got = hook_receiver([503, 200])
     try:
         c = client(sim)
         c.webhook.create(url=f"http://127.0.0.1:{server.server_address[1]}/hook", webhook_secret="s3cret")
         s = create(c)
         c.shipment.buy(s.id, rate=s.lowest_rate())
-        poll(lambda: [b for st, b in received if st == 200], 15, "the event again, taken this time")
-        refused, taken = received[0], next(r for r in received if r[0] == 200)
-        assert refused[0] == 503 and json.loads(taken[1])["id"] == json.loads(refused[1])["id"]
-        pushes = [p for p in sim.server.pushes if p["event"] == json.loads(refused[1])["id"]]
+        poll(lambda: [b for st, _, b in got if st == 200], 15, "the event again, taken this time")
+        refused, taken = got[0], next(r for r in got if r[0] == 200)
+        assert refused[0] == 503 and json.loads(taken[2])["id"] == json.loads(refused[2])["id"]
+        pushes = [p for p in sim.server.pushes if p["event"] == json.loads(refused[2])["id"]]
         assert [(p["attempt"], p["response"]) for p in pushes] == [(1, 503), (2, 200)]
     finally:
         server.shutdown()
