@@ -105,3 +105,18 @@ def test_park_until_needs_one_aware_time() -> None:
         ParkUntil(until=dt.datetime.now(), reason="x")
     parked = ParkUntil(after=60, reason="circuit_open")
     assert 59 < (parked.until - dt.datetime.now(dt.UTC)).total_seconds() <= 60
+
+
+def test_a_resumed_header_of_the_wrong_shape_counts_as_no_header() -> None:
+    """A message published by hand or by another producer with a junk header: treated as an
+    original delivery (parks once), never as a licence to re-arm some other wait."""
+    from celery.app.task import Context
+
+    from siteops.store import waits
+    from siteops.tasks.base import _resumed_from
+
+    assert _resumed_from(Context({waits.RESUMED_HEADER: 17})) == 17
+    assert _resumed_from(Context({waits.RESUMED_HEADER: "17"})) == 17
+    for junk in ("seventeen", [1], {"id": 1}, None):
+        assert _resumed_from(Context({waits.RESUMED_HEADER: junk})) is None
+    assert _resumed_from(Context({})) is None
