@@ -73,6 +73,26 @@ def poll(predicate: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+def run_siteops(*args: str, timeout: float = 120, env: dict[str, str] | None = None,
+                code: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m siteops.cli ARGS` as a user runs it. A command that outlives `timeout` fails
+    the test with what it had printed (a bare TimeoutExpired shows nothing of where it hung);
+    with `code`, any other exit status fails it with the output too."""
+    proc = subprocess.Popen([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"siteops {' '.join(args)} still running after {timeout}s;\n"
+                             f"stdout: {stdout[-2000:]}\nstderr: {stderr[-4000:]}") from None
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    if code is not None:
+        assert out.returncode == code, f"siteops {' '.join(args)} exited {out.returncode}:\n{stdout}{stderr}"
+    return out
+
+
 @contextlib.contextmanager
 def environment(**values: str) -> Iterator[None]:
     """Set these environment variables for the block (the workers started in it inherit
@@ -244,11 +264,18 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(redis_server: Any, store_ready: None) -> Iterator[Stack]:
+    """The module's worker processes, on a store of the module's own: what one module leaves
+    behind (parked waits, alerts owed, open findings, leases) is never acted on by the
+    workers of the next, which would otherwise run it against other simulators."""
     import redis
 
-    s = Stack(redis.Redis(port=REDIS_PORT))
-    yield s
-    s.stop()
+    with use_store(f"sqlite:///{TMP / f'module-{uuid.uuid4().hex[:8]}.db'}"):
+        s = Stack(redis.Redis(port=REDIS_PORT))
+        yield s
+        s.stop()
+        # The next module on this test process starts on an empty broker too: no message,
+        # circuit breaker, beat lock or recovery state of this one is left for its workers.
+        s.redis.flushdb()
 
 
 # --- databases: the store tests run on SQLite and, when reachable, on PostgreSQL -----

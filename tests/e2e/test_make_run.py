@@ -216,7 +216,7 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
 
         scan_ids = {f["id"] for f in found}  # scan findings only (shipment exceptions come and go)
         poll(lambda: sum(n for i, n in activities_per_finding().items() if i in scan_ids) >= planted, 60,
-             "an Odoo activity per finding")
+             "an Odoo activity per finding", interval=0.5)
         # Zero dead letters, and one activity per finding of every kind (quant and move
         # alerts included: they sit on the product or the picking, which have a chatter).
         with sqlite3.connect(var / "siteops.db") as db:
@@ -272,11 +272,12 @@ def test_run_starts_every_part_answers_a_ping_and_stops_everything(tmp_path: Pat
         # The decisions' outcome, as a user sees it: the transfer confirmed in Odoo, the purchase
         # order confirmed there and sent to its supplier by EDI.
         picking, order = transfer["record"]["id"], purchase["record"]["id"]
-        assert poll(lambda: applied(transfer["id"], cli_json), 60, "the approved transfer applied") == \
+        assert poll(lambda: applied(transfer["id"], cli_json), 60, "the approved transfer applied", interval=1) == \
             "transfer confirmed"
         assert odoo.env["stock.picking"].read([picking], ["state"])[0]["state"] in ("waiting", "confirmed",
                                                                                     "assigned")
-        done = poll(lambda: applied(purchase["id"], cli_json), 60, "the approved purchase order applied")
+        done = poll(lambda: applied(purchase["id"], cli_json), 60, "the approved purchase order applied",
+                    interval=1)
         assert done.startswith("purchase order confirmed; EDI dispatch enqueued"), done
         po = odoo.env["purchase.order"].read([order], ["state", "name"])[0]
         assert po["state"] == "purchase"

@@ -13,13 +13,12 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, _free_port, poll
+from tests.conftest import _free_port, poll, run_siteops
 
 pytestmark = pytest.mark.slow
 
@@ -47,10 +46,7 @@ def odoo():
 
 
 def siteops(*args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == code, out.stdout + out.stderr
-    return out
+    return run_siteops(*args, code=code)
 
 
 def rpc(url: str, login: str, model: str, method: str, args: list[Any], kwargs: dict[str, Any] | None = None) -> Any:

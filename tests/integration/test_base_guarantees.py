@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, TMP, _free_port, poll, postgres_database, use_store
+from tests.conftest import TMP, _free_port, poll, postgres_database, run_siteops, use_store
 
 pytestmark = pytest.mark.integration
 
 
 def siteops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **(env or {})})
+    return run_siteops(*args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +120,9 @@ def test_a_task_for_another_site_is_refused_not_run(north, remote) -> None:
     assert dead.reason == "wrong_site" and dead.site == "SOUTH" and dead.args == ["SOUTH", key]
     assert "site.NORTH" in dead.error_message
     assert remote.llen(f"ran:{key}") == 0
-    assert [r.state for r in audit.runs_for(result.id)] == ["dead_lettered"]
+    # The audit row is written just after the dead letter: wait for it rather than race it.
+    runs = poll(lambda: audit.runs_for(result.id), 30, "the wrong-site audit row")
+    assert [r.state for r in runs] == ["dead_lettered"]
 
 
 # --- runs that end without the task's say -----------------------------------------------

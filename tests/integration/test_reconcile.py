@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from siteops.sim.carrier import CarrierSim
-from tests.conftest import ROOT, TMP, environment, poll, use_store
+from tests.conftest import TMP, environment, poll, run_siteops, use_store
 from tests.integration import reconcile_drift as drift
 from tests.integration.reconcile_drift import SITE, seen
 from tests.integration.shipping_harness import ready_pickings, simulators
@@ -56,8 +55,7 @@ def reconcile(kind: str, *, apply: bool = False, batch_size: int | None = None,
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ))
+    return run_siteops(*args)
 
 
 def applicable(report: dict[str, Any]) -> set[tuple[str, str, str]]:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 
 import pytest
 
-from tests.conftest import ROOT, poll
+from tests.conftest import poll, run_siteops
 
 pytestmark = pytest.mark.integration
 
 
 def siteops(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return run_siteops(*args)
 
 
 @pytest.fixture(scope="module")

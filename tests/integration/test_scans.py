@@ -194,15 +194,9 @@ def test_escalation_fires_once_to_the_second_recipient(workers, odoo, hooks) -> 
 
 
 def siteops(*args: str) -> str:
-    import subprocess
-    import sys
+    from tests.conftest import run_siteops
 
-    from tests.conftest import ROOT
-
-    out = subprocess.run([sys.executable, "-m", "siteops.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+    return run_siteops(*args, code=0).stdout
 
 
 def test_findings_commands_report_and_metrics_show_the_same_state(workers, odoo, tmp_path) -> None:

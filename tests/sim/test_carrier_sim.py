@@ -13,6 +13,7 @@ import easypost
 import pytest
 
 from siteops.sim.carrier import CarrierSim
+from siteops.sim.carrier.server import PUSH_ATTEMPTS, resend_delay
 from tests.conftest import poll
 
 ADDRESS = {"name": "Dock 1", "street1": "100 Depot Road", "city": "Springfield", "zip": "62701", "country": "US"}
@@ -164,5 +165,8 @@ def test_an_event_the_receiver_did_not_take_is_sent_again_like_easypost_retries(
         assert refused[0] == 503 and json.loads(taken[2])["id"] == json.loads(refused[2])["id"]
         pushes = [p for p in sim.server.pushes if p["event"] == json.loads(refused[2])["id"]]
         assert [(p["attempt"], p["response"]) for p in pushes] == [(1, 503), (2, 200)]
+        # Not at once: a receiver that is restarting gets time (then twice as much, and so on).
+        assert pushes[1]["sent_at"] - pushes[0]["sent_at"] >= resend_delay(1)
+        assert [resend_delay(n) for n in range(1, PUSH_ATTEMPTS)] == [0.5, 1, 2, 4, 8, 16, 30]
     finally:
         server.shutdown()

@@ -46,9 +46,10 @@ class CarrierHTTPServer(SimHTTPServer):
         self.state = state
         self.faults = Faults()
         self.pushes: deque[dict[str, Any]] = deque(maxlen=10_000)
-        #: Events a receiver did not take (an error, a timeout, not 2xx): sent again on the next
-        #: pushes, as EasyPost retries a failed webhook, up to `PUSH_ATTEMPTS` times.
-        self.unsent: deque[tuple[int, dict[str, Any], bytes, dict[str, Any]]] = deque()
+        #: Events a receiver did not take (an error, a timeout, not 2xx): sent again later, with
+        #: a growing delay, as EasyPost retries a failed webhook, up to `PUSH_ATTEMPTS` times.
+        #: Each entry: (attempt, hook, body, about, due on the monotonic clock).
+        self.unsent: deque[tuple[int, dict[str, Any], bytes, dict[str, Any], float]] = deque()
 
 
 def route(method: str, parts: list[str]) -> str:
@@ -244,14 +245,28 @@ class Handler(SimHandler):
         self._send_json(404, {"error": f"unknown control {method} {path}"})
 
 
-PUSH_ATTEMPTS = 5
+# A receiver that is restarting or slow under load gets about a minute before an event is
+# given up: 0.5 s, 1 s, 2 s ... 30 s between the attempts. (EasyPost keeps trying for days;
+# a minute is what a test or a demo can wait.)
+PUSH_ATTEMPTS = 8
+FIRST_RESEND_SECONDS = 0.5
+MAX_RESEND_SECONDS = 30.0
+
+
+def resend_delay(attempt: int) -> float:
+    """How long after failed attempt `attempt` (1-based) the event is sent again."""
+    return float(min(FIRST_RESEND_SECONDS * 2 ** (attempt - 1), MAX_RESEND_SECONDS))
 
 
 def push_webhooks(server: CarrierHTTPServer, client: httpx.Client) -> int:
     """Send a signed `tracker.updated` event for every tracker whose status moved, and again
-    the events a receiver did not take before. Returns how many were taken."""
+    the events a receiver did not take before once their delay is up. Returns how many were
+    taken."""
     st = server.state
-    due = [server.unsent.popleft() for _ in range(len(server.unsent))]
+    now = time.monotonic()
+    waiting = [server.unsent.popleft() for _ in range(len(server.unsent))]
+    server.unsent.extend(entry for entry in waiting if entry[4] > now)
+    due = [entry[:4] for entry in waiting if entry[4] <= now]
     changes = st.tracker_changes() if st.webhooks else []
     for view, previous in changes:
         event = {"object": "Event", "id": st.new_id("evt"), "description": "tracker.updated", "mode": view["mode"],
@@ -263,7 +278,7 @@ def push_webhooks(server: CarrierHTTPServer, client: httpx.Client) -> int:
                                         "tracking_code": view["tracking_code"], "status": view["status"]}))
     sent = 0
     for attempt, hook, body, about in due:
-        record = {**about, "attempt": attempt}
+        record = {**about, "attempt": attempt, "sent_at": time.monotonic()}
         try:
             resp = client.post(hook["url"], content=body, headers={
                 "Content-Type": "application/json", "X-Hmac-Signature": sign(hook["secret"], body),
@@ -275,7 +290,7 @@ def push_webhooks(server: CarrierHTTPServer, client: httpx.Client) -> int:
             taken = False
         sent += taken
         if not taken and attempt < PUSH_ATTEMPTS:
-            server.unsent.append((attempt + 1, hook, body, about))
+            server.unsent.append((attempt + 1, hook, body, about, time.monotonic() + resend_delay(attempt)))
         server.pushes.append(record)
     return sent
 
@@ -308,7 +323,8 @@ class CarrierSim(BackgroundSim):
         return [(self._pusher, "carrier-sim-push")]
 
     def _pusher(self) -> None:
-        with httpx.Client(timeout=1.0) as client:  # EasyPost gives a webhook a short timeout too
+        # A short timeout, as EasyPost gives a webhook; a miss is sent again (push_webhooks).
+        with httpx.Client(timeout=3.0) as client:
             while not self._stopping.wait(self.push_interval):
                 try:
                     push_webhooks(self.server, client)
