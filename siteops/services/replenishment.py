@@ -17,6 +17,8 @@ Already open, for a product and site, is either of:
   receipt), or a `purchase.order.line` of the site's receipts in draft, sent, to approve or
   purchase with quantity left to receive (a person's RFQ, or one `reconcile stock --apply`
   drafted).
+- a replenishment request for it rejected less than `rejected_hold_days` ago (policy,
+  site-tunable): the approver said no, and is not asked again at every sync.
 Such a product gets no proposal; the next pass after it closes looks again. So nothing is
 ever ordered twice for one shortage, at the price of waiting for a partial delivery to
 arrive before the rest is proposed.
@@ -46,10 +48,6 @@ from siteops.rules.stock import m2o_id, m2o_name
 #: Purchase order states whose lines still bring the product in.
 OPEN_PO_STATES = ("draft", "sent", "to approve", "purchase")
 ORDERPOINT_FIELDS = ["id", "name", "product_id", "product_min_qty", "product_max_qty", "qty_multiple"]
-
-
-
-
 
 
 def warehouse(odoo: Any, site: Site) -> dict[str, Any]:
@@ -191,6 +189,13 @@ class Replenishment:
         for key in approvals.open_keys(self.site.code, prefix):
             if (held := int(key.removeprefix(prefix))) in wanted:
                 out[held] = "a siteops request is open"
+        hold = dt.timedelta(days=float(self.site.params.get("rejected_hold_days") or 0))
+        if hold:
+            since = dt.datetime.now(dt.UTC) - hold
+            for pid, r in approvals.rejected_replenishment(self.site.code, wanted - set(out), since).items():
+                when = r["rejected_at"] if r["rejected_at"].tzinfo else r["rejected_at"].replace(tzinfo=dt.UTC)
+                out[pid] = (f"request #{r['request_id']} was rejected by {r['rejected_by'] or '?'} on "
+                            f"{when:%Y-%m-%d %H:%M}Z; proposed again from {when + hold:%Y-%m-%d %H:%M}Z")
         for m in self.odoo.search_read("stock.move", [("product_id", "in", pids),
                                                       ("state", "not in", ["done", "cancel"]),
                                                       ("location_dest_id.warehouse_id", "=", wh),

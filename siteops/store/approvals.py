@@ -323,6 +323,25 @@ def mark_applied(request_id: int, what: str) -> None:
             _audit(s, req, "applied", None, what)
 
 
+def rejected_replenishment(site: str, product_ids: Iterable[int], since: dt.datetime) -> dict[int, dict[str, Any]]:
+    """product -> the latest replenishment request for it at `site` rejected at or after
+    `since` (id, who rejected, when). Replenishment requests are the ones with a product
+    (a person's own record has none): a rejection is held against the next proposals for
+    the product, so an approver is not asked again at every sync."""
+    wanted = sorted(set(product_ids))
+    if not wanted:
+        return {}
+    with Session(get_engine()) as s:
+        rows = s.execute(select(ApprovalRequest.product_id, ApprovalRequest.id, ApprovalRequest.closed_at,
+                                ApprovalTier.decided_by).join(
+            ApprovalTier, (ApprovalTier.request_id == ApprovalRequest.id) & (ApprovalTier.status == "rejected"))
+            .where(ApprovalRequest.site == site, ApprovalRequest.status == "rejected",
+                   ApprovalRequest.product_id.in_(wanted), ApprovalRequest.closed_at >= since)
+            .order_by(ApprovalRequest.closed_at)).all()
+    return {int(pid): {"request_id": int(rid), "rejected_at": closed, "rejected_by": who}
+            for pid, rid, closed, who in rows}
+
+
 def unapplied(site: str) -> list[int]:
     """Closed requests whose outcome siteops still owes Odoo (confirm, or cancel with a note)."""
     with Session(get_engine()) as s:

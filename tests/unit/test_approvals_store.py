@@ -155,3 +155,28 @@ def test_the_approvals_commands(store_url: str) -> None:
     assert approvals.active_delegations() == {}
     audit = runner.invoke(app, ["approvals", "audit", "--person", "admin", "--json"])
     assert [a["action"] for a in json.loads(audit.output)] == ["requested", "refused"]
+
+
+def test_rejected_replenishment_is_the_latest_rejection_per_product_of_the_site(store_url: str) -> None:
+    from siteops.store import approvals
+
+    t0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+    old, _ = new("replenish:NORTH:7", now=t0)
+    decide(old, "cat.b", approve=False, now=t0 + dt.timedelta(hours=1))
+    approvals.mark_applied(old, "cancelled")
+    latest, _ = new("replenish:NORTH:7", now=t0 + dt.timedelta(days=2))
+    decide(latest, "cat.a", approve=False, now=t0 + dt.timedelta(days=2, hours=1))
+    approved, _ = new("replenish:NORTH:8", now=t0)  # product 7 too (new() plants it): approved, holds nothing
+    decide(approved, "cat.a", now=t0)
+    decide(approved, "fin.a", now=t0)
+    person, _ = approvals.create_request(site="NORTH", kind="purchase", requested_by="admin",
+                                         record_model="purchase.order", routing=ROUTING, amount=1.0,
+                                         open_key="record:purchase.order:9", record_id=9, now=t0)
+    decide(person, "cat.a", approve=False, now=t0)  # a person's own order: no product, no hold
+
+    got = approvals.rejected_replenishment("NORTH", [7, 8], t0)
+    assert list(got) == [7]
+    assert got[7]["request_id"] == latest and got[7]["rejected_by"] == "cat.a"
+    assert approvals.rejected_replenishment("NORTH", [7], t0 + dt.timedelta(days=3)) == {}  # too old
+    assert approvals.rejected_replenishment("SOUTH", [7], t0) == {}  # another site's
+    assert approvals.rejected_replenishment("NORTH", [], t0) == {}

@@ -6,6 +6,7 @@ products, so their order does not matter."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -171,3 +172,44 @@ def test_what_one_path_opened_the_other_does_not_propose_again(sim: Any) -> None
     client.call(done["model"], method, [done["id"]])
     again = via_reconcile("NORTH")
     assert by_product[drafted] in again and again == via_approvals("NORTH")
+
+
+def test_a_rejected_proposal_is_held_for_the_policy_days_by_both_paths(sim: Any) -> None:
+    import sqlalchemy as sa
+
+    from siteops.rules.approvals import Routing, TierPlan, authorize
+    from siteops.services.approvals import Approvals
+    from siteops.store import approvals as requests
+    from siteops.store import session
+
+    before = via_reconcile("SOUTH")
+    assert via_approvals("SOUTH") == before
+    proposal = min(before)
+    pid = proposal[0]
+    tier = TierPlan(group="site_manager", approvers=("south.manager",), escalate_to="ops.director", deadline_hours=24)
+    rid, created = requests.create_request(
+        site="SOUTH", kind=proposal[2], requested_by="siteops", record_model="stock.picking",
+        routing=Routing(rule="test", why="planted", tiers=(tier,)), amount=1.0, open_key=f"replenish:SOUTH:{pid}",
+        product_id=pid)
+    assert created
+    # The manager says no; the outcome is applied (the open key released, as after Odoo's cancel).
+    assert requests.decide(rid, "south.manager", False, delegations={}, authorize=authorize)["outcome"] == "rejected"
+    requests.mark_applied(rid, "rejected: the draft cancelled")
+
+    # Neither path proposes it again while the rejection holds; every other proposal stands.
+    assert via_reconcile("SOUTH") == via_approvals("SOUTH") == via_events("SOUTH") == before - {proposal}
+    _, skipped = Approvals("SOUTH", odoo("SOUTH")).proposals([pid])
+    (why,) = [str(s) for s in skipped if s.product_id == pid]
+    assert f"request #{rid} was rejected by south.manager" in why, why
+
+    # A rejection at another site holds nothing here; one older than rejected_hold_days (7,
+    # sites.toml) neither: the shortage is proposed again, the same as before.
+    with session() as s:
+        s.execute(sa.text("update approval_requests set site = 'NORTH' where id = :id"), {"id": rid})
+        s.commit()
+    assert via_approvals("SOUTH", [pid]) == {proposal}
+    with session() as s:
+        s.execute(sa.text("update approval_requests set site = 'SOUTH', closed_at = :at where id = :id"),
+                  {"id": rid, "at": dt.datetime.now(dt.UTC) - dt.timedelta(days=7, minutes=1)})
+        s.commit()
+    assert via_reconcile("SOUTH") == via_approvals("SOUTH") == before
