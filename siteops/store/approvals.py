@@ -339,7 +339,7 @@ def rejected_replenishment(site: str, product_ids: Iterable[int], since: dt.date
                    ApprovalRequest.product_id.in_(wanted), ApprovalRequest.closed_at >= since)
             .order_by(ApprovalRequest.closed_at)).all()
     return {int(pid): {"request_id": int(rid), "rejected_at": closed, "rejected_by": who}
-            for pid, rid, closed, who in rows}
+            for pid, rid, closed, who in rows if pid is not None}
 
 
 def unapplied(site: str) -> list[int]:
