@@ -6,7 +6,8 @@
 `siteops reconcile stock` (`services/reconcile.py`, a batch of orderpoints at a time) both
 call it, so what they propose for the same Odoo cannot drift apart: the same orderpoints
 (active ones of the site's warehouse), the same on-hand, the same central spare (free less
-its own minimum), the same suppliers (`product.supplierinfo`, lowest sequence) and the same
+its own minimum), the same suppliers (`product.supplierinfo` valid today, of the variant or its template,
+lowest sequence) and the same
 idea of "already open".
 
 Already open, for a product and site, is either of:
@@ -164,16 +165,33 @@ class Replenishment:
         return {pid: CentralStock(there.get(pid, (0.0, 0.0))[1], mins.get(pid, 0.0)) for pid in pids}
 
     def suppliers(self, pids: list[int]) -> tuple[dict[int, list[Supplier]], dict[int, str]]:
-        """product -> its `product.supplierinfo` rows; partner id -> name."""
-        infos = self.odoo.search_read("product.supplierinfo", [("product_id", "in", pids)],
-                                      ["partner_id", "product_id", "sequence", "price", "delay"])
+        """product -> its `product.supplierinfo` rows valid today; partner id -> name.
+
+        As Odoo's own `_select_seller` reads them: a row is keyed on the product's template
+        and holds for every variant when its product_id is empty (what the product form
+        makes), for that variant alone otherwise; a row outside its start and end dates
+        does not count."""
+        templates = {pid: t for r in self.odoo.read("product.product", pids, ["product_tmpl_id"])
+                     if (pid := m2o_id(r["id"])) is not None and (t := m2o_id(r.get("product_tmpl_id"))) is not None}
+        by_template: dict[int, list[int]] = {}
+        for pid, tmpl in templates.items():
+            by_template.setdefault(tmpl, []).append(pid)
+        today = dt.date.today().isoformat()
+        infos = [i for i in self.odoo.search_read(
+            "product.supplierinfo", ["|", ("product_id", "in", pids),
+                                     "&", ("product_id", "=", False), ("product_tmpl_id", "in", sorted(by_template))],
+            ["partner_id", "product_id", "product_tmpl_id", "sequence", "price", "delay", "date_start", "date_end"])
+            if (i.get("date_start") or today) <= today <= (i.get("date_end") or today)]
         partner_ids = sorted({p for p in (m2o_id(i["partner_id"]) for i in infos) if p})
         partners = {int(r["id"]): r for r in (self.odoo.read("res.partner", partner_ids, ["name", "x_vendor_class"])
                                               if partner_ids else [])}
         out: dict[int, list[Supplier]] = {}
         for i in infos:
-            pid, partner = m2o_id(i["product_id"]), m2o_id(i["partner_id"])
-            if pid and partner:
+            variant, partner = m2o_id(i["product_id"]), m2o_id(i["partner_id"])
+            if not partner:
+                continue
+            held = [variant] if variant else by_template.get(m2o_id(i.get("product_tmpl_id")) or 0, [])
+            for pid in held:
                 out.setdefault(pid, []).append(Supplier(partner, int(i["sequence"] or 0), float(i["price"] or 0),
                                                         int(i["delay"] or 0),
                                                         str(partners.get(partner, {}).get("x_vendor_class") or "")))

@@ -18,7 +18,8 @@ def first_suppliers(db: Any, products: list[int]) -> list[tuple[str, str]]:
     infos, partners = db.tables["product.supplierinfo"], db.tables["res.partner"].rows
     out = []
     for pid in products:
-        rows = sorted((infos.rows[r] for r in infos.lookup("product_id", pid)), key=lambda r: r["sequence"])
+        tmpl = db.tables["product.product"].rows[pid]["product_tmpl_id"]
+        rows = sorted((infos.rows[r] for r in infos.lookup("product_tmpl_id", tmpl)), key=lambda r: r["sequence"])
         out.append(tuple(partners[r["partner_id"]]["ref"] for r in rows))
     return out
 
@@ -45,8 +46,10 @@ def test_without_edi_partners_only_those_suppliers_differ(monkeypatch: pytest.Mo
         assert with_edi.tables[model].rows == without.tables[model].rows, model
     a, b = with_edi.tables["product.supplierinfo"].rows, without.tables["product.supplierinfo"].rows
     assert a.keys() == b.keys()
-    changed = {a[r]["product_id"] for r in a if a[r] != b[r]}
-    assert changed and changed <= uncovered  # (one may have had a partner's vendor first already)
+    templates = {pid: row["product_tmpl_id"] for pid, row in with_edi.tables["product.product"].rows.items()}
+    changed = {a[r]["product_tmpl_id"] for r in a if a[r] != b[r]}
+    # (one may have had a partner's vendor first already)
+    assert changed and changed <= {templates[p] for p in uncovered}
     # A list of sites still reads sites.toml's partners.
     refs = {p.odoo_vendor_ref for p in load_edi(registry=get_registry())}
     assert all(first in refs for first, _ in first_suppliers(with_edi, sorted(uncovered)))

@@ -365,11 +365,27 @@ def test_purchase_double_validation_as_odoo_17(fresh_sim: OdooSim, fresh_odoo: o
 def test_supplier_info_ranks_vendors_by_sequence(fresh_odoo: odoorpc.ODOO) -> None:
     odoo = fresh_odoo
     rows = odoo.execute_kw("product.supplierinfo", "search_read", [[]],
-                           {"fields": ["product_id", "partner_id", "sequence", "price"], "limit": 50})
-    assert rows and all(r["partner_id"] and r["product_id"] for r in rows)
-    first = rows[0]["product_id"][0]
-    ranked = [r["sequence"] for r in rows if r["product_id"][0] == first]
+                           {"fields": ["product_tmpl_id", "product_id", "partner_id", "sequence", "price"],
+                            "limit": 50})
+    # Keyed on the template as in Odoo; some rows name a variant, the others hold for all.
+    assert rows and all(r["partner_id"] and r["product_tmpl_id"] for r in rows)
+    assert any(r["product_id"] for r in rows) and any(r["product_id"] is False for r in rows)
+    first = rows[0]["product_tmpl_id"][0]
+    ranked = [r["sequence"] for r in rows if r["product_tmpl_id"][0] == first]
     assert ranked == sorted(ranked)
+
+
+def test_a_product_created_alone_gets_its_own_template_as_with_inherits(fresh_odoo: odoorpc.ODOO) -> None:
+    odoo = fresh_odoo
+    categ = odoo.execute_kw("product.category", "search", [[]], {"limit": 1})[0]
+    pid = odoo.execute_kw("product.product", "create", [{"name": "Hex Nut 9mm", "categ_id": categ}])
+    (product,) = odoo.execute_kw("product.product", "read", [[pid], ["product_tmpl_id"]])
+    (tmpl,) = odoo.execute_kw("product.template", "read", [[product["product_tmpl_id"][0]], ["name", "categ_id"]])
+    assert tmpl["name"] == "Hex Nut 9mm" and tmpl["categ_id"][0] == categ
+    vendor = odoo.execute_kw("res.partner", "search", [[]], {"limit": 1})[0]
+    info = odoo.execute_kw("product.supplierinfo", "create", [{"partner_id": vendor, "product_id": pid}])
+    (row,) = odoo.execute_kw("product.supplierinfo", "read", [[info], ["product_tmpl_id"]])
+    assert row["product_tmpl_id"][0] == tmpl["id"]  # a variant's price list is its template's too
 
 
 def test_apply_inventory(fresh_odoo: odoorpc.ODOO) -> None:

@@ -58,9 +58,20 @@ def via_events(site: str) -> set[Key]:
     return out
 
 
+def supplier_rows(site: str, pid: int, order: str | None = None) -> list[dict[str, Any]]:
+    """The product's product.supplierinfo rows as Odoo keys them: its template's rows for
+    every variant, and the ones for this variant (read here independently of siteops)."""
+    client = odoo(site)
+    (product,) = client.read("product.product", [pid], ["product_tmpl_id"])
+    domain = ["|", ("product_id", "=", pid), "&", ("product_id", "=", False),
+              ("product_tmpl_id", "=", product["product_tmpl_id"][0])]
+    return list(client.search_read("product.supplierinfo", domain, ["partner_id", "sequence", "product_id"],
+                                   **({"order": order} if order else {})))
+
+
 def preferred(site: str, pid: int) -> int:
-    """The lowest-sequence product.supplierinfo partner, read here independently of siteops."""
-    rows = odoo(site).search_read("product.supplierinfo", [("product_id", "=", pid)], ["partner_id", "sequence"])
+    """The lowest-sequence product.supplierinfo partner."""
+    rows = supplier_rows(site, pid)
     return int(min(rows, key=lambda r: (r["sequence"], r["partner_id"][0]))["partner_id"][0])
 
 
@@ -93,8 +104,7 @@ def test_reconcile_the_sync_and_the_events_propose_the_same(sim: Any) -> None:
 def test_the_supplier_is_the_lowest_sequence_supplierinfo_not_the_latest_po_vendor(sim: Any) -> None:
     client = odoo("NORTH")
     (pid,) = sim.server.truth["replenishment"]["NORTH"]["uncovered"]
-    infos = client.search_read("product.supplierinfo", [("product_id", "=", pid)], ["partner_id", "sequence"],
-                               order="sequence")
+    infos = supplier_rows("NORTH", pid, order="sequence")
     first, second = infos[0]["partner_id"][0], infos[1]["partner_id"][0]
     # The latest purchase of the product at NORTH went to the second supplier (and was
     # cancelled, so nothing is on its way).
@@ -213,3 +223,41 @@ def test_a_rejected_proposal_is_held_for_the_policy_days_by_both_paths(sim: Any)
                   {"id": rid, "at": dt.datetime.now(dt.UTC) - dt.timedelta(days=7, minutes=1)})
         s.commit()
     assert via_reconcile("SOUTH") == via_approvals("SOUTH") == before
+
+
+def test_suppliers_on_the_template_count_for_its_variant_and_expired_ones_do_not(sim: Any) -> None:
+    from siteops.config.sites import get_registry
+    from siteops.services.replenishment import Replenishment
+
+    purchases = {(site, pid): s for site in ("CW", "NORTH", "SOUTH", "EAST", "WEB")
+                 for pid, _, kind, _, s in via_approvals(site) if kind == "purchase"}
+    rows = {key: supplier_rows(key[0], key[1], order="sequence") for key in purchases}
+    # The demo keys suppliers like Odoo's product form: on the template (no variant) for some
+    # products, and on the variant for others; the reader takes both.
+    on_template = [key for key, r in rows.items() if not r[0]["product_id"]]
+    on_variant = [key for key, r in rows.items() if r[0]["product_id"]]
+    assert on_template and on_variant, rows
+    for (site, pid), r in rows.items():
+        read, _ = Replenishment(odoo(site), get_registry().get(site)).suppliers([pid])
+        assert sorted(s.partner_id for s in read[pid]) == sorted(x["partner_id"][0] for x in r), pid
+        assert purchases[site, pid] == r[0]["partner_id"][0], pid
+
+    # The preferred supplier's price list ended yesterday: the next one is proposed, by both paths.
+    site, pid = on_template[0]
+    client = odoo(site)
+    first, second = rows[site, pid][0], rows[site, pid][1]
+
+    def proposed(keys: set[Key]) -> set[int | None]:
+        return {s for p, _, kind, _, s in keys if p == pid and kind == "purchase"}
+
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    client.write("product.supplierinfo", [first["id"]], {"date_end": yesterday})
+    try:
+        assert proposed(via_reconcile(site)) == proposed(via_approvals(site, [pid])) == {second["partner_id"][0]}
+        # Starting tomorrow counts no more than ended yesterday.
+        tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+        client.write("product.supplierinfo", [first["id"]], {"date_end": False, "date_start": tomorrow})
+        assert proposed(via_approvals(site, [pid])) == {second["partner_id"][0]}
+    finally:
+        client.write("product.supplierinfo", [first["id"]], {"date_end": False, "date_start": False})
+    assert proposed(via_approvals(site, [pid])) == {first["partner_id"][0]}

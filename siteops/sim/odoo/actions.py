@@ -55,7 +55,15 @@ def _po_currency_rate(env: Env, vals: dict[str, Any]) -> float:
 def before_create(env: Env, table: Table, vals: dict[str, Any]) -> None:
     db = env.db
     model = table.name
-    if model == "stock.picking":
+    if model == "product.product" and not vals.get("product_tmpl_id") and "name" in vals:
+        # Odoo's _inherits: a product created alone gets a template of its own.
+        tmpl = env.db.tables["product.template"]
+        names = ("name", "default_code", "categ_id", "uom_id", "list_price", "standard_price", "company_id", "type")
+        shared: dict[str, Any] = {k: vals[k] for k in names if k in vals and k in tmpl.fields}
+        vals["product_tmpl_id"] = db.insert("product.template", shared, uid=env.uid)
+    elif model == "product.supplierinfo" and not vals.get("product_tmpl_id") and vals.get("product_id"):
+        vals["product_tmpl_id"] = _row(env, "product.product", vals["product_id"]).get("product_tmpl_id")
+    elif model == "stock.picking":
         ptype = _row(env, "stock.picking.type", vals.get("picking_type_id"))
         vals.setdefault("location_id", ptype.get("default_location_src_id"))
         vals.setdefault("location_dest_id", ptype.get("default_location_dest_id"))

@@ -234,6 +234,7 @@ class Generator:
                  prefix) for n, prefix in CATEGORIES]
         self.products: list[int] = []
         self.storable: list[int] = []
+        self.templates: dict[int, int] = {}  # product -> its template
         count = self.n(150, 20, power=0.5)
         for i in range(count):
             categ, prefix = cats[i % len(cats)]
@@ -249,7 +250,11 @@ class Generator:
                 vals.update(type=t, detailed_type=t)
             else:
                 vals.update(type="service" if kind == "service" else "consu", is_storable=kind == "stock")
-            pid = self.ins("product.product", **vals)
+            tmpl = self.ins("product.template", name=vals["name"], default_code=vals["default_code"], categ_id=categ,
+                            uom_id=self.uom_unit, list_price=vals["list_price"], standard_price=cost,
+                            company_id=False, type=vals["type"])
+            pid = self.ins("product.product", product_tmpl_id=tmpl, **vals)
+            self.templates[pid] = tmpl
             self.products.append(pid)
             if kind == "stock":
                 self.storable.append(pid)
@@ -652,10 +657,13 @@ class Generator:
         products = db.tables["product.product"].rows
         for i, vendor in enumerate(self.vendors):
             db.tables["res.partner"].update(vendor, {"x_vendor_class": "new" if i % 7 == 6 else "approved"})
-        for pid in self.storable:
+        for i, pid in enumerate(self.storable):
             for seq, vendor in enumerate(rng.sample(self.vendors, min(2, len(self.vendors)))):
                 cost = products[pid]["standard_price"]
-                self.ins("product.supplierinfo", partner_id=vendor, product_id=pid, sequence=seq + 1, min_qty=0.0,
+                # Half on the template alone (product_id empty), as Odoo's product form makes
+                # them; half on the variant: a reader must take both.
+                self.ins("product.supplierinfo", partner_id=vendor, product_tmpl_id=self.templates[pid],
+                         product_id=pid if i % 2 else False, sequence=seq + 1, min_qty=0.0,
                          price=round(cost * (1 + 0.05 * seq), 2), delay=rng.randint(3, 10), company_id=1)
         # The buyer drafted the order: Odoo's create_uid is theirs (segregation of duties reads it).
         orders = db.tables["purchase.order"]
@@ -749,7 +757,7 @@ class Generator:
             return
         infos = self.db.tables["product.supplierinfo"]
         for i, pid in enumerate(products):
-            rows = sorted(infos.lookup("product_id", pid), key=lambda r: infos.rows[r]["sequence"])
+            rows = sorted(infos.lookup("product_tmpl_id", self.templates[pid]), key=lambda r: infos.rows[r]["sequence"])
             vendor = edi[i % len(edi)]
             for other in rows[1:]:  # the second supplier keeps a vendor of its own
                 if infos.rows[other]["partner_id"] == vendor:

@@ -330,14 +330,27 @@ def build_models(version: int = 17) -> dict[str, ModelDef]:
         product_fields.append(sel("detailed_type", product_types, "Product Type", default="consu"))
     else:
         product_fields.append(boolean("is_storable", "Track Inventory"))
+    # One template per product, as Odoo has for a product without variants: the template
+    # carries what its variants share (here, what siteops reads), the variant the rest.
+    _add(M, ModelDef("product.template", "Product", order="priority desc, name, id",
+                     rec_names_search=("default_code", "name"), mail_thread=True), [
+        char("name", "Name", required=True, index=True), char("default_code", "Internal Reference"),
+        m2o("categ_id", "product.category", "Product Category", required=True),
+        m2o("uom_id", "uom.uom", "Unit of Measure"), flt("list_price", "Sales Price"),
+        flt("standard_price", "Cost"), boolean("active", default=True),
+        sel("priority", [("0", "Normal"), ("1", "Favorite")], "Favorite", default="0"),
+        m2o("company_id", "res.company", "Company"), sel("type", product_types, "Product Type", default="consu"),
+    ])
+    product_fields.append(m2o("product_tmpl_id", "product.template", "Product Template", required=True))
     _add(M, ModelDef("product.product", "Product", order="priority desc, default_code, name, id",
                      rec_names_search=("default_code", "name", "barcode"), mail_thread=True), product_fields)
-    # Vendor pricelists (purchase's supplier info). Odoo keys it on the template; the
-    # simulator has no templates, so product_id (which 17 also has) carries it.
+    # Vendor pricelists (purchase's supplier info), keyed on the template as in Odoo; a row
+    # with a product_id holds for that variant only, one without for every variant.
     _add(M, ModelDef("product.supplierinfo", "Supplier Pricelist", order="sequence, min_qty DESC, price, id"), [
         m2o("partner_id", "res.partner", "Vendor", required=True), char("product_name", "Vendor Product Name"),
         char("product_code", "Vendor Product Code"), integer("sequence", default=1),
         flt("min_qty", "Quantity"), money("price", "Price"), integer("delay", "Delivery Lead Time", default=1),
+        m2o("product_tmpl_id", "product.template", "Product Template", required=True),
         m2o("product_id", "product.product", "Product Variant"), m2o("company_id", "res.company", "Company"),
         date("date_start", "Start Date"), date("date_end", "End Date"),
     ])
