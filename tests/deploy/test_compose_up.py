@@ -136,7 +136,10 @@ def test_every_service_command_comes_up_and_a_scan_completes(compose: dict[str, 
         assert scan.returncode == 0, scan.stdout + scan.stderr
         with sqlite3.connect(local.db) as db:
             runs = db.execute("select site, kind, status, records_read from scan_runs").fetchall()
-        assert [r[:3] for r in runs] == [("CW", "aging_transfers", "complete")] and runs[0][3] > 0, runs
+        # Beat, started too, may have run CW's scans of its own (a new schedule is due at
+        # once): every scan run complete, and the one asked for among them.
+        assert runs and all(status == "complete" and site == "CW" for site, _, status, _ in runs), runs
+        assert any(kind == "aging_transfers" and read > 0 for _, kind, _, read in runs), runs
     finally:
         for proc in procs.values():
             proc.stop()
