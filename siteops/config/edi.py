@@ -198,6 +198,8 @@ def parse_edi(data: Mapping[str, Any], path: Path, registry: Registry) -> EdiCon
                         inbox=str(s.get("inbox", "/outbound")), outbox=str(s.get("outbox", "/inbound")))
             if not sftp.host_key:
                 raise PolicyError(f"{where} sftp.host_key: pin the server's host key (a known_hosts line)")
+            if not (sftp.key_file or sftp.password_file):
+                raise PolicyError(f"{where} sftp: give key_file or password_file (how siteops logs in)")
         functional_ack = body.get("functional_ack", True)
         if not isinstance(functional_ack, bool):
             raise PolicyError(f"{where} functional_ack: expected true or false")

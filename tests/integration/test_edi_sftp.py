@@ -100,3 +100,10 @@ def test_wrong_password_is_permanent_and_a_server_down_is_retryable(server, tmp_
         SftpMailbox(partner(server, tmp_path, password_file=str(wrong)), Mailbox(tmp_path / "l")).incoming()
     with pytest.raises(RetryableError):
         SftpMailbox(partner(server, tmp_path, port=_free_port()), Mailbox(tmp_path / "l")).incoming()
+    # A password file that is missing or empty is the configuration's fault: permanent, and
+    # said with the partner and the file, not sent as an empty password.
+    (tmp_path / "empty").write_text("\n")
+    for path in (tmp_path / "absent", tmp_path / "empty"):
+        with pytest.raises(PermanentError, match=r"ACME sftp\.password_file") as refused:
+            SftpMailbox(partner(server, tmp_path, password_file=str(path)), Mailbox(tmp_path / "l")).incoming()
+        assert "s3cret" not in str(refused.value)

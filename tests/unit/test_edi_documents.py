@@ -199,6 +199,8 @@ def test_partner_configuration_errors_name_file_partner_and_key(tmp_path):
         ({"ship_to": {"NORTH": "N", "SOUTH": "N"}}, "ship_to.SOUTH: code 'N' is already site NORTH's"),
         ({"ack_deadline_hours": -1}, "ack_deadline_hours: expected a positive number"),
         ({"transport": "sftp"}, "sftp: transport is sftp"),
+        ({"transport": "sftp", "sftp": {"host": "h", "username": "u", "host_key": "ssh-ed25519 AAAA"}},
+         "sftp: give key_file or password_file"),
         ({"interchange_qualifier": "QQ"}, "interchange_qualifier: expected one of"),
         ({"colour": "red"}, "colour: unknown key"),
     ]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from siteops.config.edi import Partner
+from siteops.config.secrets import SecretError, read_secret_file
 from siteops.connectors.errors import PermanentError, RetryableError
 
 
@@ -116,6 +117,7 @@ class SftpMailbox:
     def __init__(self, partner: Partner, local: Mailbox, *, timeout: float = 15.0) -> None:
         assert partner.sftp is not None
         self.cfg = partner.sftp
+        self.partner_id = partner.id
         self.local = local
         self.timeout = timeout
         self._client: Any = None
@@ -140,7 +142,13 @@ class SftpMailbox:
             if cfg.key_file:
                 transport.auth_publickey(cfg.username, paramiko.PKey.from_path(cfg.key_file))
             else:
-                password = Path(cfg.password_file).read_text().strip() if cfg.password_file else ""
+                # The one reader of secret files: a missing, unreadable or empty file is a
+                # configuration error (permanent, naming the file), not a connection blip.
+                try:
+                    password = read_secret_file(f"{self.partner_id} sftp.password_file", cfg.password_file)
+                except SecretError as exc:
+                    transport.close()
+                    raise PermanentError(f"SFTP {cfg.host}: {exc}", system="edi", operation="sftp") from None
                 transport.auth_password(cfg.username, password)
             self._client = paramiko.SFTPClient.from_transport(transport)
             self._client.get_channel().settimeout(self.timeout)
