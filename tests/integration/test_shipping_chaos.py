@@ -2,7 +2,8 @@
 buys whose outcome is unknown, a 60-second outage, and a worker SIGKILLed twice (once before the
 outage, once while the parked backlog drains after it). Afterwards every picking has exactly one
 label at the carrier (its own list) and its tracking reference in Odoo, or a dead letter with its
-reason; zero duplicates; replaying the dead letters on a healthy carrier completes them.
+reason (or, at most one per kill, a message lost in transport that beat's ship_ready sweep then
+labels); zero duplicates; replaying the dead letters on a healthy carrier completes them.
 
 It is the suite's longest test (about two minutes): tests/conftest.py hands its file out first."""
 
@@ -31,6 +32,15 @@ def refs_of(ids: list[int]) -> dict[int, str | None]:
     return out
 
 
+def quiet(broker: Any) -> bool:
+    """Nothing queued on a site queue, nothing held by a worker (running, reserved, waiting for
+    its retry), nothing parked: no picking left without a ref or a dead letter can still get one."""
+    from siteops.store import waits
+
+    queued = sum(broker.llen(key) for key in broker.scan_iter(match="site.*", _type="list"))
+    return queued == 0 and broker.hlen("unacked") == 0 and not waits.list_waits()
+
+
 def dead_letters() -> dict[int, Any]:
     from siteops.store import audit
 
@@ -41,7 +51,7 @@ def dead_letters() -> dict[int, Any]:
 @pytest.mark.timeout(540)
 def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
     from siteops.services.replay import replay
-    from siteops.tasks.shipping import create_shipment
+    from siteops.tasks.shipping import create_shipment, ship_ready
 
     # A short client timeout keeps pool processes from idling through the timeouts under test.
     tuning = {"SITEOPS_CARRIER_BREAKER_WINDOW": "3", "SITEOPS_CARRIER_BREAKER_MIN_CALLS": "8",
@@ -75,11 +85,21 @@ def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
             refs, dead = refs_of(ids), dead_letters()
             if OUTAGE_IN + 5 < elapsed < OUTAGE_IN + OUTAGE - 5:
                 during_outage.append(sum(1 for pid in ids if refs[pid] or pid in dead))
-            return kills == 2 and all(refs[pid] or pid in dead for pid in ids)
+            return kills == 2 and (all(refs[pid] or pid in dead for pid in ids) or quiet(stack.redis))
 
         # Every look reads 334 pickings and the dead letters: every 2 s is enough.
         poll(settled, 420, "every picking to have a tracking ref or a dead letter", interval=2.0)
         print(f"chaos: settled {time.monotonic() - started:.0f}s after the first enqueue")
+        # Nothing left queued, held or parked, and a picking with neither: its message was
+        # lost in transport. kombu's Redis transport pops a message (RPOP) and only then
+        # writes it to `unacked` (celery/celery#7950): a consumer SIGKILLed between the two
+        # loses the one message in flight. At most one per kill, then; the net for it is
+        # beat's ship_ready sweep, run below as beat would within its 5 minutes.
+        refs, dead = refs_of(ids), dead_letters()
+        in_transit = [pid for pid in ids if not refs[pid] and pid not in dead]
+        assert len(in_transit) <= kills, f"{len(in_transit)} pickings lost for {kills} kills: {in_transit}"
+        if in_transit:
+            print(f"chaos: lost in transport by the kills: {in_transit} (swept by ship_ready below)")
         assert steady.alive()
         # The outage interrupted the run: work was left when it began, and the backlog
         # waited it out (parked on the open circuit) instead of being given up on.
@@ -91,7 +111,7 @@ def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
         for pid in ids:
             if refs[pid]:
                 assert labels[names[pid]] == 1
-            else:
+            elif pid not in in_transit:
                 assert dead[pid].reason and dead[pid].error_message
         faults = {e.get("fault") for e in carrier.log.entries()}
         assert {"error", "timeout", "unknown_outcome", "outage"} <= faults
@@ -101,6 +121,8 @@ def test_chaos_every_picking_one_label_or_a_dead_letter(stack: Any) -> None:
         carrier.faults.reset()  # the carrier is healthy: the dead letters are replayed once
         for d in dead.values():
             replay(d.id)
+        for site in sorted({s for s, pid, _ in everyone if pid in in_transit}):
+            ship_ready.delay(site)  # what beat does every 5 minutes; operations keep one label
         poll(lambda: all(refs_of(ids).values()), 120, "every picking to be labelled after the replay", interval=1.0)
         labels = labels_at_carrier(carrier)
         assert all(labels[names[pid]] == 1 for pid in ids) and not [r for r, n in labels.items() if n > 1]
