@@ -71,6 +71,7 @@ class Supplier:
     price: float = 0.0
     delay_days: int = 0
     vendor_class: str = ""
+    min_qty: float = 0.0  # the least this price list sells: a smaller order is not its
 
 
 @dataclass(frozen=True)
@@ -170,11 +171,16 @@ def propose_replenishment(
                 f"{op.available:g} < min {op.min_qty:g}; {central_site} can spare {spare:g}"))
             already[op.product_id] = "proposed in this pass"
             continue
-        supplier = preferred_supplier(suppliers.get(op.product_id, ()))
+        rows = list(suppliers.get(op.product_id, ()))
+        # As Odoo's _select_seller: a price list whose minimum is above the quantity does not
+        # sell it (Odoo's own procurement would find no vendor either).
+        supplier = preferred_supplier(s for s in rows if s.min_qty <= qty)
         if supplier is None:
+            why = (f"every supplier's minimum is above it (the least: {min(s.min_qty for s in rows):g})" if rows
+                   else "no supplier is set (product.supplierinfo)")
             skipped.append(Skip(op.product_id, NO_SUPPLIER, qty,
                                 f"product {op.product_id}: short by {qty:g}, {central_site} can spare {spare:g} "
-                                "and no supplier is set (product.supplierinfo)"))
+                                f"and {why}"))
             continue
         price = supplier.price or op.unit_cost
         days = supplier.delay_days or lead_time_days

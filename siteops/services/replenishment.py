@@ -180,7 +180,8 @@ class Replenishment:
         infos = [i for i in self.odoo.search_read(
             "product.supplierinfo", ["|", ("product_id", "in", pids),
                                      "&", ("product_id", "=", False), ("product_tmpl_id", "in", sorted(by_template))],
-            ["partner_id", "product_id", "product_tmpl_id", "sequence", "price", "delay", "date_start", "date_end"])
+            ["partner_id", "product_id", "product_tmpl_id", "sequence", "price", "delay", "min_qty", "date_start",
+             "date_end"])
             if (i.get("date_start") or today) <= today <= (i.get("date_end") or today)]
         partner_ids = sorted({p for p in (m2o_id(i["partner_id"]) for i in infos) if p})
         partners = {int(r["id"]): r for r in (self.odoo.read("res.partner", partner_ids, ["name", "x_vendor_class"])
@@ -194,7 +195,8 @@ class Replenishment:
             for pid in held:
                 out.setdefault(pid, []).append(Supplier(partner, int(i["sequence"] or 0), float(i["price"] or 0),
                                                         int(i["delay"] or 0),
-                                                        str(partners.get(partner, {}).get("x_vendor_class") or "")))
+                                                        str(partners.get(partner, {}).get("x_vendor_class") or ""),
+                                                        float(i.get("min_qty") or 0)))
         return out, {pid: str(r.get("name") or "") for pid, r in partners.items()}
 
     def open_products(self, pids: list[int]) -> dict[int, str]:

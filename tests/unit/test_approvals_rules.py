@@ -78,6 +78,19 @@ def test_an_open_request_is_not_duplicated_and_no_supplier_is_said() -> None:
     assert [p.kind for p in own] == ["purchase"]
 
 
+def test_a_supplier_whose_minimum_is_above_the_quantity_does_not_sell_it() -> None:
+    kw = dict(central_site="CW", central={}, lead_time_days=2, today=TODAY)
+    # The preferred supplier sells from 50; the order is 40: the next one gets it.
+    bought, _ = propose_replenishment("NORTH", [op()], suppliers={1: [Supplier(7, 1, min_qty=50),
+                                                                     Supplier(9, 2, min_qty=40)]}, **kw)
+    assert [(p.partner_id, p.quantity) for p in bought] == [(9, 40.0)]
+    # Nobody sells as little as 40: no proposal, and the skip says why.
+    none, skipped = propose_replenishment("NORTH", [op()], suppliers={1: [Supplier(7, 1, min_qty=50),
+                                                                         Supplier(9, 2, min_qty=100)]}, **kw)
+    assert none == [] and [s.reason for s in skipped] == [NO_SUPPLIER]
+    assert "minimum is above it (the least: 50)" in str(skipped[0])
+
+
 # --- routing -------------------------------------------------------------------------
 
 
