@@ -160,3 +160,22 @@ def test_tracking_by_signed_webhook_and_by_poll_with_findings(sims: tuple[Any, C
     assert result["polled"] >= 2 and shipments.get("NORTH", fresh[0][0]).status == "delivered"
     assert findings.get(open_[fresh[0][0]].id).status == "resolved"
     assert findings.get(open_[fresh[1][0]].id).status == "open"  # a return stays until a person acts
+
+
+def test_ship_ready_labels_what_no_message_asked_for_once(sims: tuple[Any, CarrierSim]) -> None:
+    """The net for a create_shipment message lost in transport (README, "Not guaranteed by the
+    transport"): beat's ship_ready finds every ready picking still without a label and labels it,
+    once, whatever else is in flight. Last in the module: it labels all of NORTH's ready pickings."""
+    from siteops.tasks.shipping import create_shipment, ship_ready
+
+    _odoo, carrier = sims
+    left = ready_pickings("NORTH")
+    assert len(left) >= 3, f"NORTH has ready pickings without a label: {left}"
+    ids = [pid for pid, _ in left]
+    create_shipment.delay("NORTH", ids[0])  # one still in flight as the sweep runs
+    assert ship_ready.delay("NORTH").get(timeout=60)["enqueued"] >= len(left) - 1
+    poll(lambda: all(tracking_refs(sims[0].url, ids).values()), 120, "every ready picking to get its label",
+         interval=0.5)
+    assert ship_ready.delay("NORTH").get(timeout=60)["enqueued"] == 0  # nothing left for the next sweep
+    labels = labels_at_carrier(carrier)
+    assert {name: labels[name] for _, name in left} == {name: 1 for _, name in left}
