@@ -99,11 +99,16 @@ def test_two_racing_decisions_move_a_tier_once(store_url: str) -> None:
         t.join()
     from siteops.store import approvals
 
-    # The loser either saw the tier still pending and lost the guarded update, or saw the
-    # next tier (of which cat.b is no approver): either way tier 1 was decided once.
+    # The loser either saw the tier still pending and lost the guarded update, or came after
+    # and decided the next tier as whoever it is there: cat.b is no approver of finance, and
+    # cat.a may approve finance only when cat.b decided tier 1 (not an earlier decider).
+    # Either way tier 1 was decided once.
     assert outcomes.count("tier_approved") == 1
-    assert set(outcomes) - {"tier_approved"} <= {"not_pending", "not_an_approver"}
-    assert [a["action"] for a in approvals.audit(request_id=rid)].count("approved") == 1
+    tier1 = [a["person"] for a in approvals.audit(request_id=rid)
+             if a["action"] == "approved" and a["detail"].startswith("tier 1 ")]
+    assert len(tier1) == 1 and tier1[0] in ("cat.a", "cat.b")
+    allowed = {"not_pending", "not_an_approver"} | ({"approved"} if tier1[0] == "cat.b" else set())
+    assert set(outcomes) - {"tier_approved"} <= allowed, (outcomes, tier1)
 
 
 def test_an_overdue_tier_escalates_once(store_url: str) -> None:
