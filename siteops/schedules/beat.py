@@ -32,7 +32,19 @@ class SiteopsScheduler(RedBeatScheduler):  # type: ignore[misc]
     _last_write = 0.0
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        interval: float = super().tick(*args, **kwargs)
+        try:
+            interval: float = super().tick(*args, **kwargs)
+        except redis.exceptions.LockNotOwnedError:
+            # This beat stalled past BEAT_LOCK_TIMEOUT (a loaded host, swap, a SIGSTOP) and its
+            # lock expired; a standby may lead now. Scheduling on would fire entries twice,
+            # and RedBeat's own answer (the exception) kills the beat, which leaves no standby
+            # where there was one. Wait for the lock as at start-up; the last-run times are in
+            # Redis, so whoever led meanwhile is continued, not repeated.
+            log.warning("beat: lost the leader lock (stalled for more than %ss); waiting to lead again",
+                        BEAT_LOCK_TIMEOUT)
+            self.lock.acquire()
+            log.info("beat: Acquired lock")
+            return 0.0
         now = time.time()
         if now - self._last_write >= 1.0:
             try:

@@ -51,3 +51,52 @@ def test_two_beats_schedule_once_and_the_standby_takes_over(stack) -> None:
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert min(gaps) > TICK * 0.5, gaps
     assert took_over < BEAT_LOCK_TIMEOUT + 15
+
+
+def test_a_leader_stalled_past_its_lock_stands_by_instead_of_dying_or_firing_twice(stack) -> None:
+    """A stalled (not dead) leader: its lock expires, the standby leads; when it wakes up it
+    must neither schedule beside the new leader nor die (RedBeat raises LockNotOwnedError),
+    and it leads again once the other is gone."""
+    import os
+    import signal
+
+    from siteops.schedules.beat import BEAT_LOCK_TIMEOUT
+    from siteops.store import session
+    from siteops.store.models import JobRun
+
+    since = dt.datetime.now(dt.UTC)
+
+    def runs() -> list[dt.datetime]:
+        with session() as s:
+            rows = s.query(JobRun.started_at).filter(JobRun.task_name == "siteops.testing.tick",
+                                                     JobRun.started_at >= since).order_by(JobRun.started_at)
+            return [r[0] for r in rows]
+
+    for earlier in [p for p in stack.procs if p.name in ("beat", "platform")]:
+        earlier.stop()  # another test's beats: a stopped beat gives its lock back
+    stack.worker(platform=True)
+    env = {"SITEOPS_TEST_BEAT_TICK": str(TICK)}
+    first, second = stack.beat(env), stack.beat(env)
+    leader = poll(lambda: next((b for b in (first, second) if "Acquired lock" in b.log_text()), None),
+                  BEAT_LOCK_TIMEOUT + 30, "one beat to take the leader lock")
+    standby = second if leader is first else first
+    poll(lambda: len(runs()) >= 2, 60, "scheduled runs")
+
+    os.killpg(leader.process.pid, signal.SIGSTOP)  # stalled: alive, silent, its lock running out
+    try:
+        poll(lambda: "Acquired lock" in standby.log_text(), BEAT_LOCK_TIMEOUT + 30, "the standby to take the lock")
+    finally:
+        os.killpg(leader.process.pid, signal.SIGCONT)
+    poll(lambda: "lost the leader lock" in leader.log_text() or not leader.alive(), 30,
+         "the stalled leader to notice it lost the lock")
+    assert leader.alive(), leader.log_text()[-3000:]
+    count = len(runs())
+    poll(lambda: len(runs()) >= count + 1, 60, "scheduling to go on under the new leader")
+    assert leader.alive()
+
+    standby.kill_whole()  # the new leader dies: the one that stalled leads again
+    poll(lambda: leader.log_text().count("Acquired lock") >= 2, BEAT_LOCK_TIMEOUT + 30, "the first beat to lead again")
+    count = len(runs())
+    poll(lambda: len(runs()) >= count + 1, 60, "scheduling to go on under the first beat again")
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(runs())]
+    assert min(gaps) > TICK * 0.5, gaps  # never two beats firing one slot
