@@ -6,9 +6,8 @@
 `siteops reconcile stock` (`services/reconcile.py`, a batch of orderpoints at a time) both
 call it, so what they propose for the same Odoo cannot drift apart: the same orderpoints
 (active ones of the site's warehouse), the same on-hand, the same central spare (free less
-its own minimum), the same suppliers (`product.supplierinfo` valid today, of the variant or its template,
-lowest sequence) and the same
-idea of "already open".
+its own minimum), the same suppliers (`product.supplierinfo` valid today, of the variant or
+its template, lowest sequence) and the same idea of "already open".
 
 Already open, for a product and site, is either of:
 - a siteops request still open (store: `open_key` replenish:<site>:<product>, held until its
@@ -213,7 +212,7 @@ class Replenishment:
         if hold:
             since = dt.datetime.now(dt.UTC) - hold
             for pid, r in approvals.rejected_replenishment(self.site.code, wanted - set(out), since).items():
-                when = r["rejected_at"] if r["rejected_at"].tzinfo else r["rejected_at"].replace(tzinfo=dt.UTC)
+                when = r["rejected_at"]
                 out[pid] = (f"request #{r['request_id']} was rejected by {r['rejected_by'] or '?'} on "
                             f"{when:%Y-%m-%d %H:%M}Z; proposed again from {when + hold:%Y-%m-%d %H:%M}Z")
         for m in self.odoo.search_read("stock.move", [("product_id", "in", pids),

@@ -338,8 +338,10 @@ def rejected_replenishment(site: str, product_ids: Iterable[int], since: dt.date
             .where(ApprovalRequest.site == site, ApprovalRequest.status == "rejected",
                    ApprovalRequest.product_id.in_(wanted), ApprovalRequest.closed_at >= since)
             .order_by(ApprovalRequest.closed_at)).all()
-    return {int(pid): {"request_id": int(rid), "rejected_at": closed, "rejected_by": who}
-            for pid, rid, closed, who in rows if pid is not None}
+    # SQLite hands timestamps back naive; they were written in UTC.
+    return {int(pid): {"request_id": int(rid), "rejected_by": who,
+                       "rejected_at": closed if closed.tzinfo else closed.replace(tzinfo=dt.UTC)}
+            for pid, rid, closed, who in rows if pid is not None and closed is not None}
 
 
 def unapplied(site: str) -> list[int]:

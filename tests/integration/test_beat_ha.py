@@ -14,18 +14,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TICK = 10.0
 
 
-def test_two_beats_schedule_once_and_the_standby_takes_over(stack) -> None:
-    from siteops.schedules.beat import BEAT_LOCK_TIMEOUT
+def tick_runs(since: dt.datetime) -> list[dt.datetime]:
+    """When the test beat entry's task (`siteops.testing.tick`) started, since `since`."""
     from siteops.store import session
     from siteops.store.models import JobRun
 
+    with session() as s:
+        rows = s.query(JobRun.started_at).filter(JobRun.task_name == "siteops.testing.tick",
+                                                 JobRun.started_at >= since).order_by(JobRun.started_at)
+        return [r[0] for r in rows]
+
+
+def test_two_beats_schedule_once_and_the_standby_takes_over(stack) -> None:
+    from siteops.schedules.beat import BEAT_LOCK_TIMEOUT
     since = dt.datetime.now(dt.UTC)
 
     def runs() -> list[dt.datetime]:
-        with session() as s:
-            rows = s.query(JobRun.started_at).filter(JobRun.task_name == "siteops.testing.tick",
-                                                     JobRun.started_at >= since).order_by(JobRun.started_at)
-            return [r[0] for r in rows]
+        return tick_runs(since)
 
     stack.worker(platform=True)
     # A test entry every TICK seconds (tests/integration/fixture_tasks.py): beat's own
@@ -61,16 +66,10 @@ def test_a_leader_stalled_past_its_lock_stands_by_instead_of_dying_or_firing_twi
     import signal
 
     from siteops.schedules.beat import BEAT_LOCK_TIMEOUT
-    from siteops.store import session
-    from siteops.store.models import JobRun
-
     since = dt.datetime.now(dt.UTC)
 
     def runs() -> list[dt.datetime]:
-        with session() as s:
-            rows = s.query(JobRun.started_at).filter(JobRun.task_name == "siteops.testing.tick",
-                                                     JobRun.started_at >= since).order_by(JobRun.started_at)
-            return [r[0] for r in rows]
+        return tick_runs(since)
 
     for earlier in [p for p in stack.procs if p.name in ("beat", "platform")]:
         earlier.stop()  # another test's beats: a stopped beat gives its lock back
